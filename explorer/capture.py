@@ -1,0 +1,235 @@
+"""One forward pass with hooks on the real modules: attention, Q/K/V and the residual stream.
+
+Hooks on `transformer.h[L].attn.c_attn` give Q, K and V exactly as the model computed them;
+nothing of GPT-2 is re-implemented here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.loading import LoadedModel, ModelWeights
+
+# How whitespace and control characters are drawn so that a reader can see them.
+_VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+def display_token(raw: bytes) -> str:
+    """A token's text with its whitespace made visible; bytes that are no whole UTF-8 show as hex."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(f"\\x{b:02x}" for b in raw)
+    out = []
+    for ch in text:
+        if ch in _VISIBLE:
+            out.append(_VISIBLE[ch])
+        elif ord(ch) < 32 or ord(ch) == 127 or 0x200B <= ord(ch) <= 0x200F or 0x202A <= ord(ch) <= 0x202E:
+            out.append(f"\\u{ord(ch):04x}")  # control, zero-width and direction marks
+        else:
+            out.append(ch)
+    return "".join(out) or "∅"
+
+
+_BYTE_DECODER: dict[str, int] | None = None
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet back to bytes (the inverse of its bytes_to_unicode)."""
+    global _BYTE_DECODER
+    if _BYTE_DECODER is None:
+        bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+        cs = bs[:]
+        n = 0
+        for b in range(256):
+            if b not in bs:
+                bs.append(b)
+                cs.append(256 + n)
+                n += 1
+        _BYTE_DECODER = {chr(c): b for b, c in zip(bs, cs)}
+    return _BYTE_DECODER
+
+
+def token_bytes(tokenizer: Any, token_id: int) -> bytes:
+    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+    if piece in tokenizer.all_special_tokens:
+        return piece.encode()
+    decoder = _byte_decoder()
+    if all(ch in decoder for ch in piece):
+        return bytes(decoder[ch] for ch in piece)
+    return tokenizer.decode([int(token_id)]).encode("utf-8", "replace")
+
+
+def display_tokens(tokenizer: Any, ids: Any) -> tuple[str, ...]:
+    return tuple(display_token(token_bytes(tokenizer, int(i))) for i in ids)
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """Everything one forward pass shows. Float arrays are float32 and on the CPU."""
+
+    text: str
+    tokens: tuple[str, ...]  # display strings, whitespace visible
+    token_ids: np.ndarray  # [pos] int64
+    spans: tuple[tuple[int, int], ...]  # each token's character span in `text`
+    pattern: np.ndarray  # [layer, head, query, key] attention after softmax
+    q: np.ndarray  # [layer, head, pos, d_head]
+    k: np.ndarray  # [layer, head, pos, d_head]
+    v: np.ndarray  # [layer, head, pos, d_head]
+    context: np.ndarray  # [layer, head, pos, d_head] Σ_j a_ij V_j, the input of W_O
+    attn_out: np.ndarray  # [layer, pos, d_model] the attention block's output (after W_O)
+    resid_mid: np.ndarray  # [layer, pos, d_model] x + attention, the input of ln_2
+    resid: np.ndarray  # [layer + 1, pos, d_model] resid[0] embeddings, resid[L + 1] after block L
+    logits: np.ndarray  # [pos, vocab]
+    truncated: int  # tokens cut from the end to fit the context window
+    model_name: str
+    weights: ModelWeights
+    tokenizer: Any = field(repr=False)  # to name tokens in tables (top-k, logit lens)
+
+    @property
+    def n_layer(self) -> int:
+        return int(self.pattern.shape[0])
+
+    @property
+    def n_head(self) -> int:
+        return int(self.pattern.shape[1])
+
+    @property
+    def n_pos(self) -> int:
+        return int(self.pattern.shape[2])
+
+
+def _spans(tokenizer: Any, text: str, ids: list[int]) -> tuple[tuple[int, int], ...]:
+    """Each token's character span in `text`, from the byte lengths of byte-level BPE tokens."""
+    char_at = np.zeros(len(text.encode("utf-8")) + 1, dtype=np.int64)  # byte offset -> char offset
+    offset = 0
+    for i, ch in enumerate(text):
+        n = len(ch.encode("utf-8"))
+        char_at[offset + 1 : offset + n + 1] = i + 1
+        offset += n
+    spans, start = [], 0
+    for token_id in ids:
+        end = min(start + len(token_bytes(tokenizer, token_id)), len(char_at) - 1)
+        spans.append((int(char_at[start]), int(char_at[end])))
+        start = end
+    return tuple(spans)
+
+
+def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> tuple[list[int], int]:
+    """Token ids for `text`, cut to the context window; returns (ids, tokens cut)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExplorerError("The prompt is empty: type some text to analyze.")
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become U+FFFD
+    ids = list(loaded.tokenizer(text)["input_ids"])
+    if not ids:
+        raise ExplorerError("The prompt produced no tokens.")
+    limit = min(loaded.n_ctx, max_tokens or loaded.n_ctx)
+    return ids[:limit], max(0, len(ids) - limit)
+
+
+def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> Analysis:
+    """Run the model once on `text` and capture attention, Q/K/V and the residual stream.
+
+    Text longer than the context window (or `max_tokens`) is cut; `truncated` says by how much.
+    """
+    import torch
+
+    ids, cut = tokenize(loaded, text, max_tokens)
+    if cut:
+        text = loaded.tokenizer.decode(ids)
+    model = loaded.model
+    cfg = model.config
+    n_layer, n_head, d_model = cfg.n_layer, cfg.n_head, cfg.n_embd
+    d_head, t = d_model // n_head, len(ids)
+
+    # Preallocated once: each hook copies its layer in, so the model's own tensors are freed
+    # layer by layer and only one copy of the attention exists (576 MB for gpt2 at 1024 tokens).
+    pattern = np.empty((n_layer, n_head, t, t), dtype=np.float32)
+    qkv = np.empty((3, n_layer, n_head, t, d_head), dtype=np.float32)
+    context = np.empty((n_layer, n_head, t, d_head), dtype=np.float32)
+    attn_out = np.empty((n_layer, t, d_model), dtype=np.float32)
+    resid_mid = np.empty((n_layer, t, d_model), dtype=np.float32)
+    resid = np.empty((n_layer + 1, t, d_model), dtype=np.float32)
+
+    def heads(x: Any) -> np.ndarray:  # [1, pos, d_model] -> [head, pos, d_head]
+        return x[0].detach().float().reshape(t, n_head, d_head).transpose(0, 1).cpu().numpy()
+
+    handles = []
+
+    def on_c_attn(layer: int):
+        def hook(module: Any, args: Any, out: Any) -> None:
+            for n, part in enumerate(out.split(d_model, dim=-1)):
+                qkv[n, layer] = heads(part)
+
+        return hook
+
+    def on_attn(layer: int):
+        def hook(module: Any, args: Any, out: Any) -> None:
+            attn_out[layer] = out[0][0].detach().float().cpu().numpy()
+            pattern[layer] = out[1][0].detach().float().cpu().numpy()
+
+        return hook
+
+    def on_c_proj_in(layer: int):
+        def hook(module: Any, args: Any) -> None:
+            context[layer] = heads(args[0])
+
+        return hook
+
+    def on_ln_2_in(layer: int):
+        def hook(module: Any, args: Any) -> None:
+            resid_mid[layer] = args[0][0].detach().float().cpu().numpy()
+
+        return hook
+
+    def on_block(layer: int):
+        def hook(module: Any, args: Any, out: Any) -> None:
+            hidden = out[0] if isinstance(out, tuple) else out
+            resid[layer + 1] = hidden[0].detach().float().cpu().numpy()
+
+        return hook
+
+    def on_first_block_in(module: Any, args: Any) -> None:
+        resid[0] = args[0][0].detach().float().cpu().numpy()
+
+    try:
+        for layer, block in enumerate(model.transformer.h):
+            handles += [
+                block.attn.c_attn.register_forward_hook(on_c_attn(layer)),
+                block.attn.register_forward_hook(on_attn(layer)),
+                block.attn.c_proj.register_forward_pre_hook(on_c_proj_in(layer)),
+                block.ln_2.register_forward_pre_hook(on_ln_2_in(layer)),
+                block.register_forward_hook(on_block(layer)),
+            ]
+        handles.append(model.transformer.h[0].register_forward_pre_hook(on_first_block_in))
+        with torch.inference_mode():
+            device = next(model.parameters()).device
+            out = model(torch.tensor([ids], device=device), use_cache=False)
+            logits = out.logits[0].float().cpu().numpy()
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    return Analysis(
+        text=text,
+        tokens=display_tokens(loaded.tokenizer, ids),
+        token_ids=np.asarray(ids, dtype=np.int64),
+        spans=_spans(loaded.tokenizer, text, ids),
+        pattern=pattern,
+        q=qkv[0],
+        k=qkv[1],
+        v=qkv[2],
+        context=context,
+        attn_out=attn_out,
+        resid_mid=resid_mid,
+        resid=resid,
+        logits=logits,
+        truncated=cut,
+        model_name=loaded.name,
+        weights=loaded.weights,
+        tokenizer=loaded.tokenizer,
+    )

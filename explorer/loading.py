@@ -1,0 +1,298 @@
+"""Load a GPT-2 checkpoint the safe way: eager attention, safetensors only, no remote code.
+
+The only module, with capture.py and generation.py, that touches torch and transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explorer.errors import ModelLoadError
+
+BUNDLED = "bundled"
+BUNDLED_NAME = "demo-gpt2"
+HUB_MODELS = ("gpt2", "distilgpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+Progress = Callable[[float, str], None]
+
+
+def assets_dir() -> Path:
+    """`assets/` beside the package (a checkout) or inside it (an installed wheel)."""
+    if env := os.environ.get("EXPLORER_ASSETS"):
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "assets", here.parent / "assets"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "assets"
+
+
+def bundled_path() -> Path:
+    return assets_dir() / "models" / BUNDLED_NAME
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One block's parameters as numpy views (no copy on CPU). Conv1D weights are [in, out]."""
+
+    ln_1_w: np.ndarray  # [d_model]
+    ln_1_b: np.ndarray
+    c_attn_w: np.ndarray  # [d_model, 3 * d_model]: W_Q | W_K | W_V
+    c_attn_b: np.ndarray  # [3 * d_model]
+    c_proj_w: np.ndarray  # [d_model, d_model]: W_O
+    c_proj_b: np.ndarray
+    ln_2_w: np.ndarray
+    ln_2_b: np.ndarray
+    fc_w: np.ndarray  # [d_model, d_mlp]
+    fc_b: np.ndarray
+    fc_proj_w: np.ndarray  # [d_mlp, d_model]
+    fc_proj_b: np.ndarray
+    scaling: float  # the factor on Q·K: 1/sqrt(d_head), and 1/(layer+1) where the config says so
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    layers: tuple[LayerWeights, ...]
+    ln_f_w: np.ndarray
+    ln_f_b: np.ndarray
+    unembed: np.ndarray  # [vocab, d_model]: the LM head (tied to the token embedding)
+    lm_head_b: np.ndarray | None
+    eps: float
+    activation: str
+    n_head: int
+    d_head: int
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any  # GPT2LMHeadModel, in eval mode, eager attention
+    tokenizer: Any
+    name: str
+    reason: str
+    source: str = ""
+    device: str = "cpu"
+    config: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_layer(self) -> int:
+        return int(self.model.config.n_layer)
+
+    @property
+    def n_head(self) -> int:
+        return int(self.model.config.n_head)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.model.config.n_positions)
+
+    @property
+    def is_bundled(self) -> bool:
+        return self.source == BUNDLED
+
+    @cached_property
+    def weights(self) -> ModelWeights:
+        return extract_weights(self.model)
+
+
+def _np(t: Any) -> np.ndarray:
+    return t.detach().to("cpu").float().numpy()
+
+
+def extract_weights(model: Any) -> ModelWeights:
+    cfg = model.config
+    layers = []
+    for i, block in enumerate(model.transformer.h):
+        scaling = float(block.attn.scaling)
+        layers.append(
+            LayerWeights(
+                ln_1_w=_np(block.ln_1.weight), ln_1_b=_np(block.ln_1.bias),
+                c_attn_w=_np(block.attn.c_attn.weight), c_attn_b=_np(block.attn.c_attn.bias),
+                c_proj_w=_np(block.attn.c_proj.weight), c_proj_b=_np(block.attn.c_proj.bias),
+                ln_2_w=_np(block.ln_2.weight), ln_2_b=_np(block.ln_2.bias),
+                fc_w=_np(block.mlp.c_fc.weight), fc_b=_np(block.mlp.c_fc.bias),
+                fc_proj_w=_np(block.mlp.c_proj.weight), fc_proj_b=_np(block.mlp.c_proj.bias),
+                scaling=scaling,
+            )
+        )
+    bias = getattr(model.lm_head, "bias", None)
+    return ModelWeights(
+        layers=tuple(layers),
+        ln_f_w=_np(model.transformer.ln_f.weight),
+        ln_f_b=_np(model.transformer.ln_f.bias),
+        unembed=_np(model.lm_head.weight),
+        lm_head_b=None if bias is None else _np(bias),
+        eps=float(cfg.layer_norm_epsilon),
+        activation=str(cfg.activation_function),
+        n_head=int(cfg.n_head),
+        d_head=int(cfg.n_embd // cfg.n_head),
+    )
+
+
+def pick_device(device: str | None) -> str:
+    if device and device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _cached_hub_folder(repo_id: str) -> Path | None:
+    """The snapshot folder of a hub model already in the local cache, if it is complete."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return None
+    config = try_to_load_from_cache(repo_id, "config.json")
+    weights = try_to_load_from_cache(repo_id, "model.safetensors")
+    if isinstance(config, str) and isinstance(weights, str):
+        return Path(config).parent
+    return None
+
+
+def hub_reachable(timeout: float = 1.5) -> bool:
+    """A quick yes/no, so that an unreachable hub fails in a second, not after retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_folder(path: Path) -> dict:
+    """Refuse anything but a complete GPT-2 safetensors checkpoint, and say why."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelLoadError(f"{path} has no config.json: it is not a Hugging Face checkpoint folder.")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{path}/config.json is corrupt: {err}") from err
+    if config.get("model_type") != "gpt2":
+        raise ModelLoadError(
+            f"{path} holds a {config.get('model_type')!r} model; Attention Explorer shows GPT-2-type models only."
+        )
+    has_safe = any(path.glob("*.safetensors"))
+    pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+    if not has_safe:
+        if pickled:
+            raise ModelLoadError(
+                f"{path} has only pickle weights ({', '.join(pickled)}). Pickle files can run code "
+                "when loaded, so they are refused: convert the checkpoint to safetensors."
+            )
+        raise ModelLoadError(f"{path} has no model weights (model.safetensors is missing).")
+    return config
+
+
+def resolve(source: str | None) -> tuple[str, Path | str, str, bool]:
+    """(name, folder or hub id, reason, needs_network) for a model source."""
+    if source in (None, "", "auto", "default"):
+        cached = _cached_hub_folder("gpt2")
+        if cached is not None:
+            return "gpt2", cached, "gpt2 was found in the local Hugging Face cache.", False
+        return (
+            BUNDLED_NAME,
+            bundled_path(),
+            "gpt2 is not in the local cache and the hub may be unreachable, so the bundled demo model is used.",
+            False,
+        )
+    if source in (BUNDLED, BUNDLED_NAME, "demo"):
+        return BUNDLED_NAME, bundled_path(), "The bundled demo model was asked for.", False
+    path = Path(source).expanduser()
+    if path.exists() or source.startswith((".", "/", "~")):
+        if not path.is_dir():
+            raise ModelLoadError(f"No model folder at {source}.")
+        return path.name, path, f"Loaded from the local folder {path}.", False
+    cached = _cached_hub_folder(source)
+    if cached is not None:
+        return source, cached, f"{source} was found in the local Hugging Face cache.", False
+    return source, source, f"{source} was downloaded from the Hugging Face Hub.", True
+
+
+def load_model(
+    source: str | None = None, device: str | None = None, progress: Progress | None = None
+) -> LoadedModel:
+    """Load a GPT-2 model and its tokenizer.
+
+    source: None (gpt2 if cached locally, else the bundled demo model), "bundled", a hub id
+    (gpt2, distilgpt2, gpt2-medium, …) or a local checkpoint folder.
+    """
+    report = progress or (lambda fraction, message: None)
+    report(0.0, f"Resolving {source or 'the default model'} …")
+    name, where, reason, needs_network = resolve(source)
+    if needs_network and not hub_reachable():
+        raise ModelLoadError(
+            f"Cannot load {source!r}: it is not in the local Hugging Face cache and the hub cannot be "
+            "reached from here (offline, or HF_HUB_OFFLINE is set). Download it where there is a "
+            "network, or pick the bundled demo model."
+        )
+    if isinstance(where, Path):
+        check_folder(where)
+
+    import torch
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    chosen = pick_device(device)
+    local_only = not needs_network
+    report(0.2, f"Loading {name} {'(downloading)' if needs_network else ''} …".replace("  ", " "))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        if needs_network:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(str(where))
+            if config.model_type != "gpt2":
+                raise ModelLoadError(
+                    f"{source} is a {config.model_type!r} model; Attention Explorer shows GPT-2-type models only."
+                )
+        model = GPT2LMHeadModel.from_pretrained(
+            str(where),
+            attn_implementation="eager",  # SDPA returns no attention weights
+            use_safetensors=True,  # never unpickle
+            dtype=torch.float32,
+            local_files_only=local_only,
+        )
+        report(0.8, "Loading the tokenizer …")
+        tokenizer = AutoTokenizer.from_pretrained(str(where), local_files_only=local_only)
+    except ModelLoadError:
+        raise
+    except OSError as err:
+        raise ModelLoadError(_explain(source, err)) from err
+    except Exception as err:  # a corrupt or partial checkpoint fails in many ways
+        raise ModelLoadError(f"The checkpoint for {name} could not be read ({type(err).__name__}: {err}).") from err
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.to(chosen).eval()
+    report(1.0, f"{name} is ready.")
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        reason=reason,
+        source=BUNDLED if name == BUNDLED_NAME and where == bundled_path() else str(where),
+        device=chosen,
+        config=model.config.to_dict(),
+    )
+
+
+def _explain(source: str | None, err: OSError) -> str:
+    text = str(err)
+    if "not a valid model identifier" in text or "404" in text or "Repository Not Found" in text:
+        return f"There is no model called {source!r} on the Hugging Face Hub."
+    return f"Cannot load {source!r}: {text.splitlines()[0] if text else type(err).__name__}"
