@@ -1,0 +1,1006 @@
+"""The Gradio app: lays out the panels and wires them to the engine; it computes nothing itself.
+
+    build_app(model=None) -> gr.Blocks;  launch(demo) serves it with the theme, CSS and JS.
+
+Each browser session keeps its own `Session` (model choice, analysis, generation) in gr.State;
+loaded models live in a small `ModelCache` shared by all sessions. Every handler returns a dict
+of the components it changes, and errors become a status line and a toast, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer import figures, views
+from explorer.arithmetic import STEPS, Breakdown, breakdown
+from explorer.capture import Analysis, analyze, display_tokens
+from explorer.errors import ExplorerError, ModelLoadError
+from explorer.generation import TOP_K_SHOWN, GenerationSession, StepResult
+from explorer.loading import BUNDLED, LoadedModel, Progress, assets_dir, load_model
+
+log = logging.getLogger(__name__)
+
+HOSTED_MODELS = (BUNDLED, "gpt2", "distilgpt2", "gpt2-medium")
+MODEL_CHOICES = (("bundled demo model", BUNDLED), ("gpt2", "gpt2"), ("distilgpt2", "distilgpt2"),
+                 ("gpt2-medium", "gpt2-medium"))
+DETAIL_FULL_TOKENS = 320  # up to this many tokens the head detail shows every query row
+DETAIL_WINDOW = 160  # beyond it, this many query rows around the selected query
+KEPT_STEPS = 64  # recent generation steps kept for their attention rows
+CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; hosted mode (a public Space) is stricter."""
+
+    hosted: bool = False
+    max_prompt_tokens: int | None = None  # None: the model's context window
+    max_run_tokens: int = 200
+    max_new_tokens: int | None = None
+
+    @classmethod
+    def for_mode(cls, hosted: bool) -> Limits:
+        if hosted:
+            return cls(hosted=True, max_prompt_tokens=256, max_run_tokens=32, max_new_tokens=256)
+        return cls()
+
+
+# --- models shared by all sessions -------------------------------------------------------
+
+
+class ModelCache:
+    """Loaded models by key, at most `capacity`, least recently used dropped first.
+
+    A model's forward passes hold its lock: capture hooks are registered on the shared model,
+    so two passes on one model at once would see each other's tensors.
+    """
+
+    def __init__(self, device: str | None, capacity: int = 2,
+                 loader: Callable[..., LoadedModel] = load_model) -> None:
+        self.device = device
+        self.capacity = capacity
+        self._loader = loader
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._compute: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+
+    def put(self, key: str, loaded: LoadedModel) -> None:
+        with self._lock:
+            self._models[key] = loaded
+            self._models.move_to_end(key)
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+
+    def get(self, key: str, progress: Progress | None = None) -> LoadedModel:
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        with self._load_lock:  # one load at a time; another session may have loaded it meanwhile
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            loaded = self._loader(key, device=self.device, progress=progress)
+        self.put(key, loaded)
+        return loaded
+
+    def lock(self, loaded: LoadedModel) -> threading.Lock:
+        with self._lock:
+            return self._compute.setdefault(loaded.model, threading.Lock())
+
+
+def model_key(loaded: LoadedModel, asked: str | None) -> str:
+    """The cache key and dropdown value for a model: what was asked for, or what it is."""
+    if loaded.is_bundled:
+        return BUNDLED
+    return asked or loaded.name
+
+
+# --- per-session state -------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """One browser session's work. Lives in gr.State, never shared between users."""
+
+    model: str
+    analysis: Analysis | None = None
+    generation: GenerationSession | None = None
+    gen_prompt: str = ""
+    steps: dict[int, StepResult] = field(default_factory=dict)  # recent steps by position
+
+
+@dataclass(frozen=True)
+class Context:
+    """The shared components, for panels and for tabs added later with `extra_tabs`.
+
+    `analyzed` is a counter that changes after each analysis: listen to `analyzed.change`
+    and read `session.analysis`. Layer, head, query and mean change programmatically too,
+    so `.change` sees every selection and `.input` only the user's own moves.
+    """
+
+    session: gr.State
+    analyzed: gr.State
+    prompt: gr.Textbox
+    status: gr.Markdown
+    layer: gr.Slider
+    head: gr.Slider
+    mean: gr.Checkbox
+    query: gr.Dropdown
+    models: ModelCache
+    limits: Limits
+
+
+# --- error handling ----------------------------------------------------------------------
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, ExplorerError):
+        return str(err)
+    return (f"Something went wrong ({type(err).__name__}). What you typed is kept; "
+            "try again, and if it keeps happening the server log has the details.")
+
+
+def _status_error(text: str) -> str:
+    return f"<span class='ae-error'>⚠ {views.esc(text)}</span>"
+
+
+def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turn ExplorerError (and anything unexpected) into a status line and a toast."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - every error becomes a message
+                if not isinstance(err, ExplorerError):
+                    log.exception("handler %s failed", fn.__name__)
+                gr.Warning(_message(err))
+                return {status: _status_error(_message(err))}
+
+        return handler
+
+    return wrap
+
+
+def guarded_stream(status: gr.Markdown) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+    def wrap(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        @wraps(fn)
+        def handler(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001
+                if not isinstance(err, ExplorerError):
+                    log.exception("handler %s failed", fn.__name__)
+                gr.Warning(_message(err))
+                yield {status: _status_error(_message(err))}
+
+        return handler
+
+    return wrap
+
+
+def _progress(progress: Any) -> Progress:
+    return lambda fraction, message: progress(fraction, desc=message)
+
+
+# --- figures the engine's builders do not cover -----------------------------------------
+
+
+def placeholder(message: str, height: int = 260) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=views.esc(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font={"size": 15, "color": "#64748b"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(template="plotly_white", height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+def overview(analysis: Analysis) -> go.Figure:
+    fig = figures.overview_figure(analysis.pattern)
+    fig.update_layout(height=int(np.clip(150 + 42 * analysis.n_layer, 380, 660)))
+    return fig
+
+
+def detail(analysis: Analysis, layer: int, head: int | None, query: int) -> tuple[go.Figure, str]:
+    """The head detail figure, and a note when it shows a window of a long prompt."""
+    pattern = analysis.pattern[layer].mean(0) if head is None else analysis.pattern[layer, head]
+    n = analysis.n_pos
+    note = ""
+    lo, hi = 0, n
+    if n > DETAIL_FULL_TOKENS:  # a window of query rows keeps the figure small
+        lo = int(np.clip(query - DETAIL_WINDOW // 2, 0, n - DETAIL_WINDOW))
+        hi = lo + DETAIL_WINDOW
+        note = (f"Showing query rows {lo}–{hi - 1} of {n} (around the selected query) so the figure stays "
+                "light; pick another query token to move the window.")
+    fig = figures.head_figure(pattern[lo:hi, :hi], list(analysis.tokens[:hi]), layer, head, query)
+    fig.update_layout(height=620)
+    return fig, note
+
+
+def _mean_or_head(pattern_lh: np.ndarray, head: int | None) -> np.ndarray:
+    return pattern_lh.mean(0) if head is None else pattern_lh[head]
+
+
+# --- Q/K/V step pictures -----------------------------------------------------------------
+
+
+def _title(name: str) -> str:
+    return views.STEP_BY_NAME[name].title
+
+
+def _top_keys(bd: Breakdown, n: int) -> np.ndarray:
+    return views.shown_keys(bd, n)
+
+
+def _keys_figure(bd: Breakdown) -> go.Figure:
+    keys = _top_keys(bd, 4)
+    rows = np.vstack([bd.q[None], bd.k[keys]])
+    labels = [f"Q_{bd.query} '{bd.tokens[bd.query]}'"] + [f"K_{j} '{bd.tokens[j]}'" for j in keys]
+    return figures.vector_figure(rows, labels, "The query and the keys it weights most")
+
+
+STEP_FIGURES: dict[str, Callable[[Breakdown], go.Figure]] = {
+    "ln_1": lambda bd: figures.vector_figure(np.vstack([bd.x, bd.ln_1]), ["x_i", "LN(x_i)"],
+                                             "Before and after the layer norm"),
+    "k": _keys_figure,
+    "scaled": lambda bd: figures.scores_figure(
+        {_title("scores"): bd.scores[: bd.query + 1], _title("scaled"): bd.scaled[: bd.query + 1]},
+        list(bd.tokens), bd.query, lower=()),
+    "pattern": lambda bd: figures.attention_row_figure(bd.pattern, list(bd.tokens), bd.query),
+    "context": lambda bd: figures.vector_figure(bd.context[None], [f"C_{bd.query}"], _title("context")),
+    "heads_concat": lambda bd: figures.vector_figure(
+        bd.heads_concat.reshape(-1, len(bd.context)),
+        [f"head {h}" + (" ◀" if h == bd.head else "") for h in range(len(bd.heads_concat) // len(bd.context))],
+        "Each head's context (one row per head)"),
+}
+
+
+@dataclass(frozen=True)
+class StepPanel:
+    name: str
+    card: gr.HTML
+    table: gr.Dataframe
+    plot: gr.Plot | None
+
+
+def step_updates(panels: Sequence[StepPanel], bd: Breakdown) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for number, panel in enumerate(panels, start=1):
+        step = views.STEP_BY_NAME[panel.name]
+        out[panel.card] = views.step_card(number, step, bd.deviation.get(panel.name), views.step_note(bd, panel.name))
+        out[panel.table] = views.step_table(bd, panel.name)
+        if panel.plot is not None:
+            out[panel.plot] = STEP_FIGURES[panel.name](bd)
+    return out
+
+
+# --- the app ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Panels:
+    """Every component the handlers write, grouped by panel."""
+
+    model_md: gr.Markdown
+    model_dd: gr.Dropdown
+    tokens: gr.HTML
+    overview: gr.Plot
+    overview_click: gr.Textbox
+    detail: gr.Plot
+    detail_note: gr.Markdown
+    selection: gr.Markdown
+    steps: tuple[StepPanel, ...]
+    gen_text: gr.HTML
+    gen_step: gr.Markdown
+    dist: gr.Plot
+    gen_attn: gr.Plot
+    timeline: gr.Plot
+    force_id: gr.Textbox
+    force_text: gr.Textbox
+
+
+def build_app(model: str | None = None, device: str | None = None, hosted: bool = False, *,
+              loaded: LoadedModel | None = None, cache_size: int = 2,
+              extra_tabs: Sequence[Callable[[Context], None]] = ()) -> gr.Blocks:
+    """The app, with `model` (see load_model) loaded and serving.
+
+    `loaded` reuses an already loaded model; `extra_tabs` are called with the Context inside
+    the tab bar, after the built-in tabs, to add their own `gr.Tab`s.
+    """
+    limits = Limits.for_mode(hosted)
+    if hosted and model not in (None, *HOSTED_MODELS):
+        raise ModelLoadError(f"In hosted mode only these models can be loaded: {', '.join(HOSTED_MODELS)}.")
+    models = ModelCache(device, capacity=cache_size)
+    first = loaded or load_model(model, device=device)
+    key = model_key(first, model)
+    models.put(key, first)
+
+    with gr.Blocks(title="Attention Explorer", fill_width=True) as demo:
+        session = gr.State(Session(model=key))
+        analyzed = gr.State(0)
+        model_md, model_dd = _header(first, key, limits)
+        prompt, analyze_btn, examples = _prompt_panel()
+        status = gr.Markdown("", elem_id="ae-status", elem_classes=["ae-status"])
+        tokens, layer, head, mean, query = _selection_panel()
+        ctx = Context(session=session, analyzed=analyzed, prompt=prompt, status=status, layer=layer, head=head,
+                      mean=mean, query=query, models=models, limits=limits)
+        with gr.Tabs(elem_id="ae-tabs"):
+            with gr.Tab("Attention heads", id="heads"):
+                overview_plot, overview_click, detail_plot, detail_note = _heads_tab()
+            with gr.Tab("Q/K/V step by step", id="steps"):
+                selection, steps = _steps_tab()
+            with gr.Tab("Generate", id="generate"):
+                gen = _generation_tab(limits)
+            for extra in extra_tabs:
+                extra(ctx)
+        gr.Markdown(_footer(), elem_classes=["ae-footer"])
+
+        panels = Panels(
+            model_md=model_md, model_dd=model_dd, tokens=tokens, overview=overview_plot,
+            overview_click=overview_click, detail=detail_plot, detail_note=detail_note, selection=selection,
+            steps=steps, gen_text=gen["text"], gen_step=gen["step_md"], dist=gen["dist"],
+            gen_attn=gen["attn"], timeline=gen["timeline"], force_id=gen["force_id"],
+            force_text=gen["force_text"],
+        )
+        _wire_analysis(ctx, panels, analyze_btn, examples)
+        _wire_generation(ctx, panels, gen)
+        _wire_model(ctx, panels)
+    return demo
+
+
+# --- layout -------------------------------------------------------------------------------
+
+
+def _header(loaded: LoadedModel, key: str, limits: Limits) -> tuple[gr.Markdown, gr.Dropdown]:
+    with gr.Row(elem_id="ae-header", equal_height=True):
+        with gr.Column(scale=3, min_width=360):
+            gr.HTML(
+                "<div class='ae-brand'><h1>Attention Explorer</h1><p>Type a prompt and watch GPT-2 read it: "
+                "every layer and head, the attention arithmetic with the model's real numbers, and "
+                "generation one token at a time.</p></div>"
+            )
+            model_md = gr.Markdown(_model_text(loaded, limits), elem_id="ae-model", elem_classes=["ae-model"])
+        with gr.Column(scale=1, min_width=240):
+            choices = list(MODEL_CHOICES)
+            if key not in dict((v, v) for _, v in choices):
+                choices.append((key, key))
+            hint = ("Pick a model" if limits.hosted else
+                    "Pick one, or type a hub id or a local folder and press Enter")
+            model_dd = gr.Dropdown(choices=choices, value=key, label="Model", info=hint,
+                                   allow_custom_value=not limits.hosted, elem_id="ae-model-picker")
+    return model_md, model_dd
+
+
+def _model_text(loaded: LoadedModel, limits: Limits) -> str:
+    return views.model_markdown(loaded.name, loaded.reason, loaded.n_layer, loaded.n_head, loaded.n_ctx,
+                                loaded.device, loaded.is_bundled, limits.hosted)
+
+
+def load_examples() -> list[dict[str, str]]:
+    path = assets_dir() / "examples.json"
+    try:
+        return [e for e in json.loads(path.read_text()) if e.get("prompt")]
+    except (OSError, ValueError):
+        log.warning("no examples at %s", path)
+        return []
+
+
+def _prompt_panel() -> tuple[gr.Textbox, gr.Button, gr.Examples | None]:
+    examples = load_examples()
+    with gr.Row(elem_id="ae-prompt-row", equal_height=True):
+        prompt = gr.Textbox(
+            value=examples[2]["prompt"] if len(examples) > 2 else "",
+            label="Prompt", placeholder="Type some text for GPT-2 to read …", lines=2, max_lines=8,
+            scale=6, elem_id="ae-prompt",
+        )
+        analyze_btn = gr.Button("Analyze", variant="primary", scale=1, min_width=140, elem_id="ae-analyze")
+    ex = None
+    if examples:
+        ex = gr.Examples(examples=[[e["prompt"]] for e in examples], inputs=[prompt],
+                         example_labels=[e.get("label", e["prompt"][:30]) for e in examples],
+                         label="Examples (click one to analyze it)", elem_id="ae-examples")
+    return prompt, analyze_btn, ex
+
+
+def _selection_panel() -> tuple[gr.HTML, gr.Slider, gr.Slider, gr.Checkbox, gr.Dropdown]:
+    with gr.Group(elem_id="ae-selection"):
+        tokens = gr.HTML(views.empty_html("Press Analyze to see the prompt's tokens."), elem_id="ae-tokens",
+                         js_on_load=TOKEN_CLICK_JS, max_height=190, padding=True)
+        with gr.Row(equal_height=True):
+            layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-layer", min_width=200)
+            head = gr.Slider(0, 1, value=0, step=1, label="Head", elem_id="ae-head", min_width=200)
+            mean = gr.Checkbox(value=False, label="Mean over the layer's heads", elem_id="ae-mean", min_width=180)
+            query = gr.Dropdown(choices=[], value=None, label="Query token (the one doing the looking)",
+                                elem_id="ae-query", min_width=240, scale=2)
+    return tokens, layer, head, mean, query
+
+
+def _heads_tab() -> tuple[gr.Plot, gr.Textbox, gr.Plot, gr.Markdown]:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=420):
+            gr.Markdown("Each tile is one head's attention pattern (query ↓, key →). **Click a tile** to "
+                        "open that head on the right.", elem_classes=["ae-help"])
+            overview_plot = gr.Plot(placeholder("The overview of every head appears here."), show_label=False,
+                                    elem_id="ae-overview")
+        with gr.Column(scale=1, min_width=420):
+            gr.Markdown("Rows are query tokens, columns the keys they attend to; hover for the weight. The "
+                        "outlined row is the query token.", elem_classes=["ae-help"])
+            detail_plot = gr.Plot(placeholder("One head in detail appears here."), show_label=False,
+                                  elem_id="ae-detail")
+            detail_note = gr.Markdown("", elem_classes=["ae-note"])
+    overview_click = gr.Textbox(visible="hidden", elem_id="ae-overview-click")
+    return overview_plot, overview_click, detail_plot, detail_note
+
+
+def _steps_tab() -> tuple[gr.Markdown, tuple[StepPanel, ...]]:
+    selection = gr.Markdown("Analyze a prompt, then pick a layer, head and query token.",
+                            elem_classes=["ae-selection-line"])
+    panels = []
+    for step in STEPS:
+        with gr.Row(equal_height=False, elem_classes=["ae-step-row"]):
+            with gr.Column(scale=2, min_width=300):
+                card = gr.HTML(views.step_card(len(panels) + 1, step, None), elem_classes=["ae-card"])
+            with gr.Column(scale=5, min_width=380):
+                plot = None
+                if step.name in STEP_FIGURES:
+                    plot = gr.Plot(show_label=False, elem_classes=["ae-step-plot"])
+                table = gr.Dataframe(interactive=False, show_label=False, max_height=260, wrap=False,
+                                     elem_classes=["ae-step-table"])
+        panels.append(StepPanel(step.name, card, table, plot))
+    return selection, tuple(panels)
+
+
+def _generation_tab(limits: Limits) -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=420):
+            with gr.Row(elem_id="ae-gen-buttons"):
+                c["step"] = gr.Button("Step", variant="primary", elem_id="ae-step", min_width=90)
+                c["run"] = gr.Button("Run", variant="primary", elem_id="ae-run", min_width=90)
+                c["stop"] = gr.Button("Stop", variant="stop", elem_id="ae-stop", min_width=90)
+                c["rewind"] = gr.Button("⟲ Rewind 1", elem_id="ae-rewind", min_width=110)
+                c["restart"] = gr.Button("↺ Restart", elem_id="ae-restart", min_width=100)
+            c["text"] = gr.HTML(views.empty_html("Press Step to add one token to the prompt, or Run to add several."),
+                                elem_id="ae-gen-text", padding=True)
+            c["step_md"] = gr.Markdown("", elem_id="ae-gen-step")
+            c["dist"] = gr.Plot(placeholder("The next-token distribution appears here."), show_label=False,
+                                elem_id="ae-dist")
+            gr.Markdown("**Click a bar** to force that token instead, or type one:", elem_classes=["ae-help"])
+            with gr.Row(equal_height=True):
+                c["force_text"] = gr.Textbox(label="Force a token", placeholder="e.g. ␣Paris (one token)",
+                                             scale=3, elem_id="ae-force-text")
+                c["force"] = gr.Button("Force", scale=1, min_width=90, elem_id="ae-force")
+            c["force_id"] = gr.Textbox(visible="hidden", elem_id="ae-force-id")
+        with gr.Column(scale=2, min_width=340):
+            with gr.Group():
+                c["greedy"] = gr.Checkbox(value=False, label="Greedy (always the most likely token)",
+                                          elem_id="ae-greedy")
+                c["temperature"] = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature",
+                                             info="< 1 sharpens, > 1 flattens; 0 is greedy", elem_id="ae-temp")
+                c["top_k"] = gr.Slider(0, 100, value=0, step=1, label="Top-k", info="keep the k likeliest; 0 = off",
+                                       elem_id="ae-topk")
+                c["top_p"] = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p",
+                                       info="keep the likeliest until they sum to p; 1 = off", elem_id="ae-topp")
+                with gr.Row():
+                    c["seed"] = gr.Number(value=0, precision=0, label="Seed", minimum=0, elem_id="ae-seed")
+                    c["n"] = gr.Slider(1, limits.max_run_tokens, value=min(20, limits.max_run_tokens), step=1,
+                                       label="Tokens per Run", elem_id="ae-n")
+            with gr.Group():
+                with gr.Row():
+                    c["attn_layer"] = gr.Slider(0, 1, value=0, step=1, label="Attention of the new token: layer",
+                                                elem_id="ae-gen-layer")
+                    c["attn_head"] = gr.Dropdown(choices=[("mean over heads", -1)], value=-1, label="head",
+                                                 elem_id="ae-gen-head", min_width=140)
+            c["attn"] = gr.Plot(placeholder("Where the new token looked."), show_label=False, elem_id="ae-gen-attn")
+            c["timeline"] = gr.Plot(placeholder("Confidence per step appears here."), show_label=False,
+                                    elem_id="ae-timeline")
+    return c
+
+
+def _footer() -> str:
+    return ("Attention weights are the model's own, captured with hooks; every number in the step-by-step "
+            "view is recomputed from the weights and checked against the model's tensors.")
+
+
+# --- wiring: analysis ------------------------------------------------------------------
+
+
+def _clamp(value: Any, top: int) -> int:
+    try:
+        return int(np.clip(int(value), 0, max(0, top - 1)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _selection_outputs(panels: Panels, analysis: Analysis, layer: int, head: int, query: int,
+                       mean: bool) -> dict[Any, Any]:
+    fig, note = detail(analysis, layer, None if mean else head, query)
+    bd = breakdown(analysis, layer, head, query)
+    out: dict[Any, Any] = {panels.detail: fig, panels.detail_note: note,
+                           panels.selection: views.selection_markdown(bd)}
+    out |= step_updates(panels.steps, bd)
+    return out
+
+
+def _tokens(analysis: Analysis, query: int) -> str:
+    return views.tokens_html(analysis.tokens, analysis.token_ids.tolist(), query, analysis.truncated)
+
+
+def _require_analysis(session: Session) -> Analysis:
+    if session.analysis is None:
+        raise ExplorerError("Analyze a prompt first.")
+    return session.analysis
+
+
+def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, examples: gr.Examples | None) -> None:
+    status = ctx.status
+    guard = guarded(status)
+    selectors = [ctx.layer, ctx.head, ctx.query]
+    analysis_outputs = [status, ctx.session, ctx.analyzed, panels.tokens, panels.overview, *selectors,
+                        *_selection_targets(panels)]
+
+    @guard
+    def run_analysis(prompt: str, session: Session, analyzed: int, layer: Any, head: Any, mean: bool,
+                     progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
+        loaded = ctx.models.get(session.model, _progress(progress))
+        progress(0.5, desc="Running the model …")
+        with ctx.models.lock(loaded):
+            analysis = analyze(loaded, prompt, max_tokens=ctx.limits.max_prompt_tokens)
+        session.analysis = analysis
+        layer, head = _clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head)
+        query = analysis.n_pos - 1
+        out = {
+            status: _analysis_status(analysis),
+            ctx.session: session,
+            ctx.analyzed: analyzed + 1,
+            panels.tokens: _tokens(analysis, query),
+            panels.overview: overview(analysis),
+            ctx.layer: gr.update(maximum=max(1, analysis.n_layer - 1), value=layer,
+                                 interactive=analysis.n_layer > 1),
+            ctx.head: gr.update(maximum=max(1, analysis.n_head - 1), value=head, interactive=analysis.n_head > 1),
+            ctx.query: gr.update(choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=query),
+        }
+        return out | _selection_outputs(panels, analysis, layer, head, query, mean)
+
+    inputs = [ctx.prompt, ctx.session, ctx.analyzed, ctx.layer, ctx.head, ctx.mean]
+    common = {"outputs": analysis_outputs, "concurrency_limit": CONCURRENCY, "concurrency_id": "analyze"}
+    analyze_btn.click(run_analysis, inputs, api_name="analyze", **common)
+    ctx.prompt.submit(run_analysis, inputs, api_visibility="private", **common)
+    if examples is not None:
+        examples.load_input_event.then(run_analysis, inputs, api_visibility="private", **common)
+
+    selection_outputs = [status, panels.tokens, *selectors, *_selection_targets(panels)]
+
+    @guard
+    def select(session: Session, layer: Any, head: Any, query: Any, mean: bool) -> dict[Any, Any]:
+        analysis = _require_analysis(session)
+        layer, head, query = (_clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head),
+                              _clamp(query, analysis.n_pos))
+        out = {status: "", panels.tokens: _tokens(analysis, query)}
+        return out | _selection_outputs(panels, analysis, layer, head, query, bool(mean))
+
+    sel_inputs = [ctx.session, ctx.layer, ctx.head, ctx.query, ctx.mean]
+    sel = {"outputs": selection_outputs, "concurrency_limit": CONCURRENCY, "trigger_mode": "always_last"}
+    ctx.query.input(select, sel_inputs, api_name="breakdown", **sel)
+    for component in (ctx.layer, ctx.head, ctx.mean):
+        component.input(select, sel_inputs, api_visibility="private", **sel)
+
+    @guard
+    def open_head(click: str, session: Session, query: Any) -> dict[Any, Any]:
+        analysis = _require_analysis(session)
+        try:
+            x, y = (float(v) for v in click.split(",")[:2])
+        except ValueError:
+            return {}
+        tile = figures.overview_tile(analysis.n_pos, analysis.n_layer, analysis.n_head)
+        hit = figures.overview_cell_to_head(x, y, analysis.n_layer, analysis.n_head, tile)
+        layer, head = hit if hit else (_clamp(round(y), analysis.n_layer), _clamp(round(x), analysis.n_head))
+        query = _clamp(query, analysis.n_pos)
+        out = {status: "", ctx.layer: layer, ctx.head: head, ctx.mean: False}
+        return out | _selection_outputs(panels, analysis, layer, head, query, False)
+
+    panels.overview_click.input(open_head, [panels.overview_click, ctx.session, ctx.query],
+                                [status, ctx.layer, ctx.head, ctx.mean, *_selection_targets(panels)],
+                                api_visibility="undocumented", api_name="open_head", concurrency_limit=CONCURRENCY)
+
+    @guard
+    def pick_token(session: Session, layer: Any, head: Any, mean: bool, evt: gr.EventData) -> dict[Any, Any]:
+        analysis = _require_analysis(session)
+        query = _clamp(getattr(evt, "pos", None) if evt else None, analysis.n_pos)
+        layer, head = _clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head)
+        out = {status: "", ctx.query: query, panels.tokens: _tokens(analysis, query)}
+        return out | _selection_outputs(panels, analysis, layer, head, query, bool(mean))
+
+    panels.tokens.click(pick_token, [ctx.session, ctx.layer, ctx.head, ctx.mean],
+                        [status, ctx.query, panels.tokens, *_selection_targets(panels)],
+                        api_visibility="private", concurrency_limit=CONCURRENCY)
+
+
+def _selection_targets(panels: Panels) -> list[Any]:
+    targets: list[Any] = [panels.detail, panels.detail_note, panels.selection]
+    for step in panels.steps:
+        targets += [step.card, step.table] + ([step.plot] if step.plot is not None else [])
+    return targets
+
+
+def _analysis_status(analysis: Analysis) -> str:
+    text = (f"Analyzed {analysis.n_pos} tokens with {views.esc(analysis.model_name)}: "
+            f"{analysis.n_layer} layers × {analysis.n_head} heads.")
+    if analysis.truncated:
+        text += f" The prompt was cut: {analysis.truncated} tokens did not fit."
+    return f"<span class='ae-ok-text'>✓ {text}</span>"
+
+
+# --- wiring: generation --------------------------------------------------------------------
+
+
+def _settings(greedy: bool, temperature: float, top_k: float, top_p: float, seed: Any) -> dict[str, Any]:
+    return {"greedy": bool(greedy), "temperature": temperature, "top_k": int(top_k or 0), "top_p": top_p,
+            "seed": 0 if seed is None else seed}
+
+
+def _ensure_generation(ctx: Context, session: Session, prompt: str, settings: dict[str, Any]) -> tuple[
+        GenerationSession, bool]:
+    """The session's generation, started afresh when the prompt or the model changed."""
+    gen = session.generation
+    if gen is not None and session.gen_prompt == prompt and model_key_of(gen) == session.model:
+        return gen, False
+    loaded = ctx.models.get(session.model)
+    text = _cut_prompt(loaded, prompt, ctx.limits.max_prompt_tokens)
+    with ctx.models.lock(loaded):
+        gen = GenerationSession(loaded, text, max_new_tokens=ctx.limits.max_new_tokens, **settings)
+    gen.app_model_key = session.model  # type: ignore[attr-defined]
+    session.generation, session.gen_prompt, session.steps = gen, prompt, {}
+    return gen, True
+
+
+def model_key_of(gen: GenerationSession) -> str | None:
+    return getattr(gen, "app_model_key", None)
+
+
+def _cut_prompt(loaded: LoadedModel, prompt: str, limit: int | None) -> str:
+    if limit is None or not isinstance(prompt, str):
+        return prompt
+    ids = loaded.tokenizer(prompt)["input_ids"]
+    return prompt if len(ids) <= limit else loaded.tokenizer.decode(ids[:limit])
+
+
+def _attention_figure(gen: GenerationSession, result: StepResult, layer: Any, head: Any) -> go.Figure:
+    layer = _clamp(layer, result.pattern.shape[0])
+    head_i = None if head in (None, -1, "-1") else _clamp(head, result.pattern.shape[1])
+    row = _mean_or_head(result.pattern[layer], head_i)
+    tokens = list(display_tokens(gen.tokenizer, gen.ids[: result.position + 1]))
+    which = "mean over heads" if head_i is None else f"head {head_i}"
+    fig = figures.attention_row_figure(row, tokens, result.position,
+                                       title=f"New token '{result.display}': layer {layer}, {which}")
+    fig.update_layout(height=300)
+    return fig
+
+
+def _preview_figure(gen: GenerationSession) -> go.Figure:
+    raw, warped = gen.distributions()
+    frames = []
+    for probs in (raw, warped):
+        top = np.argsort(-probs)[:TOP_K_SHOWN]
+        top = top[probs[top] > 0]
+        frames.append(views.top_table(display_tokens(gen.tokenizer, top), top, probs[top]))
+    return figures.distribution_figure(frames[0], frames[1], None, title="Next token: not chosen yet")
+
+
+def _timeline(gen: GenerationSession) -> go.Figure:
+    if not gen.history:
+        return placeholder("Confidence per step appears here.", height=300)
+    items = gen.history
+    fig = figures.timeline_figure([h.prob for h in items], [h.entropy for h in items], [h.display for h in items])
+    fig.update_layout(height=300)
+    return fig
+
+
+def _generation_view(panels: Panels, gen: GenerationSession, result: StepResult | None, layer: Any,
+                     head: Any) -> dict[Any, Any]:
+    prompt_text = gen.tokenizer.decode(gen.ids[: gen.prompt_len])
+    pieces = [gen.tokenizer.decode([i]) for i in gen.generated]
+    forced = [h.forced for h in gen.history]
+    out: dict[Any, Any] = {
+        panels.gen_text: views.generation_html(prompt_text, pieces, forced),
+        panels.timeline: _timeline(gen),
+    }
+    if result is None:
+        out[panels.dist] = _preview_figure(gen)
+        out[panels.gen_attn] = placeholder("Step to see where the new token looks.", height=300)
+        out[panels.gen_step] = (f"{len(gen.generated)} tokens generated. The chart shows the distribution "
+                                "for the next token; press **Step** to choose it.")
+    else:
+        step_no = len(gen.generated)
+        out[panels.dist] = figures.distribution_figure(
+            result.raw_top, result.warped_top, result.token_id, title=f"Step {step_no}: the next-token distribution")
+        out[panels.gen_attn] = _attention_figure(gen, result, layer, head)
+        out[panels.gen_step] = views.step_summary(result.position, result.display, result.prob, result.warped_prob,
+                                                  result.entropy, result.forced, result.finished)
+    return out
+
+
+def _remember(session: Session, result: StepResult) -> None:
+    session.steps[result.position] = result
+    for position in sorted(session.steps)[:-KEPT_STEPS]:
+        del session.steps[position]
+
+
+def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
+    status = ctx.status
+    guard, guard_stream = guarded(status), guarded_stream(status)
+    settings = [c["greedy"], c["temperature"], c["top_k"], c["top_p"], c["seed"]]
+    view = [c["attn_layer"], c["attn_head"]]
+    outputs = [status, ctx.session, panels.gen_text, panels.gen_step, panels.dist, panels.gen_attn, panels.timeline,
+               c["attn_layer"], c["attn_head"]]
+
+    def attn_selectors(gen: GenerationSession, layer: Any, head: Any) -> dict[Any, Any]:
+        n_layer, n_head = gen.loaded.n_layer, gen.loaded.n_head
+        return {
+            c["attn_layer"]: gr.update(maximum=max(1, n_layer - 1), value=_clamp(layer, n_layer)),
+            c["attn_head"]: gr.update(choices=[("mean over heads", -1)] + [(f"head {h}", h) for h in range(n_head)]),
+        }
+
+    def one_step(prompt: str, session: Session, settings_values: Sequence[Any], force: int | str | None = None
+                 ) -> tuple[GenerationSession, StepResult, bool]:
+        gen, fresh = _ensure_generation(ctx, session, prompt, _settings(*settings_values))
+        gen.configure(**_settings(*settings_values))
+        with ctx.models.lock(gen.loaded):
+            result = gen.step() if force is None else gen.force(force)
+        _remember(session, result)
+        return gen, result, fresh
+
+    def respond(session: Session, gen: GenerationSession, result: StepResult | None, layer: Any, head: Any,
+                fresh: bool, message: str = "") -> dict[Any, Any]:
+        if fresh and not message:
+            message = f"Generating from the prompt ({gen.prompt_len} tokens)."
+        out = {status: message, ctx.session: session}
+        out |= attn_selectors(gen, layer, head) if fresh else {}
+        return out | _generation_view(panels, gen, result, layer, head)
+
+    @guard
+    def step(prompt: str, session: Session, greedy: bool, temperature: float, top_k: float, top_p: float,
+             seed: Any, layer: Any, head: Any) -> dict[Any, Any]:
+        gen, result, fresh = one_step(prompt, session, (greedy, temperature, top_k, top_p, seed))
+        return respond(session, gen, result, layer, head, fresh)
+
+    @guard_stream
+    def run(prompt: str, session: Session, n: Any, greedy: bool, temperature: float, top_k: float, top_p: float,
+            seed: Any, layer: Any, head: Any) -> Iterator[dict[Any, Any]]:
+        count = int(np.clip(int(n or 1), 1, ctx.limits.max_run_tokens))
+        for i in range(count):
+            gen, result, fresh = one_step(prompt, session, (greedy, temperature, top_k, top_p, seed))
+            yield respond(session, gen, result, layer, head, fresh and i == 0)
+            if result.finished:
+                break
+
+    @guard
+    def force(token: str, prompt: str, session: Session, greedy: bool, temperature: float, top_k: float,
+              top_p: float, seed: Any, layer: Any, head: Any) -> dict[Any, Any]:
+        if not token:
+            raise ExplorerError("Type the token to force, or click a bar of the distribution.")
+        token = token.replace("␣", " ").replace("↵", "\n")
+        gen, result, fresh = one_step(prompt, session, (greedy, temperature, top_k, top_p, seed), token)
+        return respond(session, gen, result, layer, head, fresh)
+
+    @guard
+    def force_id(value: str, prompt: str, session: Session, greedy: bool, temperature: float, top_k: float,
+                 top_p: float, seed: Any, layer: Any, head: Any) -> dict[Any, Any]:
+        try:
+            token_id = int(str(value).split(",")[0])
+        except ValueError as err:
+            raise ExplorerError(f"{value!r} is not a token id.") from err
+        gen, result, fresh = one_step(prompt, session, (greedy, temperature, top_k, top_p, seed), token_id)
+        return respond(session, gen, result, layer, head, fresh)
+
+    @guard
+    def rewind(session: Session, layer: Any, head: Any) -> dict[Any, Any]:
+        gen = session.generation
+        if gen is None or not gen.generated:
+            raise ExplorerError("Nothing to rewind: no tokens have been generated yet.")
+        with ctx.models.lock(gen.loaded):
+            gen.rewind(1)
+        for position in [p for p in session.steps if p >= len(gen.ids)]:
+            del session.steps[position]
+        result = session.steps.get(len(gen.ids) - 1) if gen.generated else None
+        message = f"Took back one token; {len(gen.generated)} generated tokens remain."
+        return respond(session, gen, result, layer, head, False, message)
+
+    @guard
+    def restart(prompt: str, session: Session, greedy: bool, temperature: float, top_k: float, top_p: float,
+                seed: Any, layer: Any, head: Any) -> dict[Any, Any]:
+        session.generation = None
+        gen, fresh = _ensure_generation(ctx, session, prompt, _settings(greedy, temperature, top_k, top_p, seed))
+        return respond(session, gen, None, layer, head, True, "Starting again from the prompt.")
+
+    @guard
+    def configure(session: Session, greedy: bool, temperature: float, top_k: float, top_p: float,
+                  seed: Any) -> dict[Any, Any]:
+        gen = session.generation
+        if gen is None:
+            return {status: ""}
+        gen.configure(**_settings(greedy, temperature, top_k, top_p, seed))
+        return {status: "", panels.dist: _preview_figure(gen),
+                panels.gen_step: "Settings changed: the chart now shows the next token's distribution with them."}
+
+    @guard
+    def show_attention(session: Session, layer: Any, head: Any) -> dict[Any, Any]:
+        gen = session.generation
+        result = session.steps.get(len(gen.ids) - 1) if gen is not None else None
+        if gen is None or result is None:
+            return {}
+        return {panels.gen_attn: _attention_figure(gen, result, layer, head)}
+
+    gen_inputs = [ctx.prompt, ctx.session, *settings, *view]
+    limit = {"concurrency_limit": CONCURRENCY, "concurrency_id": "generate"}
+    c["step"].click(step, gen_inputs, outputs, api_name="step", **limit)
+    run_event = c["run"].click(run, [ctx.prompt, ctx.session, c["n"], *settings, *view], outputs, api_name="run",
+                               **limit)
+    c["stop"].click(None, None, None, cancels=[run_event], api_visibility="private")
+    c["force"].click(force, [c["force_text"], *gen_inputs], outputs, api_name="force", **limit)
+    c["force_text"].submit(force, [c["force_text"], *gen_inputs], outputs, api_visibility="private", **limit)
+    panels.force_id.input(force_id, [panels.force_id, *gen_inputs], outputs, api_name="force_id", **limit)
+    c["rewind"].click(rewind, [ctx.session, *view], outputs, api_name="rewind", **limit)
+    c["restart"].click(restart, gen_inputs, outputs, api_name="restart", **limit)
+    for component in settings:
+        component.input(configure, [ctx.session, *settings], [status, panels.dist, panels.gen_step],
+                        api_visibility="private", trigger_mode="always_last")
+    for component in view:
+        component.input(show_attention, [ctx.session, *view], [panels.gen_attn], api_visibility="private",
+                        trigger_mode="always_last")
+
+
+# --- wiring: model picker ------------------------------------------------------------------
+
+
+def _wire_model(ctx: Context, panels: Panels) -> None:
+    status = ctx.status
+
+    def load(choice: str, session: Session, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
+        choice = (choice or "").strip()
+        previous = session.model
+        try:
+            if not choice:
+                raise ModelLoadError("Choose a model.")
+            if ctx.limits.hosted and choice not in HOSTED_MODELS:
+                raise ModelLoadError(f"This hosted app can load only {', '.join(HOSTED_MODELS)}.")
+            loaded = ctx.models.get(choice, _progress(progress))
+        except Exception as err:  # noqa: BLE001
+            if not isinstance(err, ExplorerError):
+                log.exception("loading %r failed", choice)
+            message = _message(err) + " The previous model keeps serving."
+            gr.Warning(message)
+            return {status: _status_error(message), panels.model_dd: gr.update(value=previous)}
+        key = model_key(loaded, choice)
+        if key != choice:
+            ctx.models.put(key, loaded)
+        session.model, session.generation, session.analysis = key, None, None
+        return {
+            status: f"<span class='ae-ok-text'>✓ {views.esc(loaded.name)} is loaded.</span>",
+            ctx.session: session,
+            panels.model_md: _model_text(loaded, ctx.limits),
+            panels.model_dd: gr.update(value=key),
+            panels.gen_text: views.empty_html("Press Step to add one token to the prompt, or Run to add several."),
+            panels.gen_step: "",
+        }
+
+    panels.model_dd.input(load, [panels.model_dd, ctx.session],
+                                  [status, ctx.session, panels.model_md, panels.model_dd, panels.gen_text,
+                                   panels.gen_step], api_name="load_model", concurrency_limit=2)
+
+
+# --- serving ------------------------------------------------------------------------------
+
+THEME = gr.themes.Soft(
+    primary_hue="indigo",
+    secondary_hue="emerald",
+    neutral_hue="slate",
+    font=["Inter", "ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+)
+
+CSS = """
+.gradio-container { max-width: 1600px !important; margin: 0 auto; }
+.ae-brand h1 { font-size: 1.7rem; margin: 0 0 .2rem 0; font-weight: 700; letter-spacing: -.01em; }
+.ae-brand p { margin: 0; color: var(--body-text-color-subdued); }
+.ae-model { font-size: .92rem; }
+.ae-muted { color: var(--body-text-color-subdued); }
+.ae-status { min-height: 1.4em; font-size: .95rem; }
+.ae-error { color: #b91c1c; font-weight: 600; }
+.ae-ok-text { color: #047857; }
+.ae-help { color: var(--body-text-color-subdued); font-size: .9rem; }
+.ae-note { color: var(--body-text-color-subdued); font-size: .85rem; }
+.ae-footer { color: var(--body-text-color-subdued); font-size: .8rem; text-align: center; margin-top: 1rem; }
+.ae-empty { color: var(--body-text-color-subdued); padding: .6rem .2rem; }
+.ae-tok-head { font-size: .8rem; color: var(--body-text-color-subdued); margin-bottom: .35rem; }
+.ae-tok-list { display: flex; flex-wrap: wrap; gap: 4px; }
+.ae-tok { display: inline-flex; flex-direction: column; align-items: center; padding: 2px 6px 1px;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; background: var(--background-fill-primary);
+  cursor: pointer; font: inherit; line-height: 1.15; }
+.ae-tok:hover { border-color: var(--color-accent); background: var(--color-accent-soft); }
+.ae-tok-text { font-family: var(--font-mono); font-size: .9rem; white-space: pre; }
+.ae-tok-id { font-size: .62rem; color: var(--body-text-color-subdued); }
+.ae-tok.ae-sel { background: #D55E00; border-color: #D55E00; color: white; }
+.ae-tok.ae-sel .ae-tok-id { color: #ffe8d6; }
+.ae-chip { font-family: var(--font-mono); background: var(--color-accent-soft); padding: 0 .35em; border-radius: 4px;
+  white-space: pre; }
+.ae-step-row { border-top: 1px solid var(--border-color-primary); padding-top: .6rem; }
+.ae-step-title { font-weight: 700; font-size: 1.05rem; margin-bottom: .3rem; }
+.ae-step-n { display: inline-block; min-width: 1.6em; height: 1.6em; line-height: 1.6em; text-align: center;
+  border-radius: 999px; background: var(--color-accent); color: white; font-size: .8rem; margin-right: .45em; }
+.ae-formula { display: block; font-size: .95rem; padding: .35rem .5rem; margin: .2rem 0 .4rem;
+  background: var(--background-fill-secondary); border-radius: 6px; white-space: pre-wrap; }
+.ae-step-why { font-size: .92rem; margin-bottom: .4rem; }
+.ae-badge { display: inline-block; font-size: .8rem; padding: .1rem .5rem; border-radius: 999px;
+  background: var(--background-fill-secondary); color: var(--body-text-color-subdued); }
+.ae-badge.ae-ok { background: #d1fae5; color: #065f46; }
+.ae-badge.ae-bad { background: #fee2e2; color: #991b1b; }
+.ae-step-note { font-size: .8rem; color: var(--body-text-color-subdued); margin-top: .35rem; }
+.ae-text { font-size: 1.05rem; line-height: 1.6; white-space: pre-wrap; word-break: break-word; }
+.ae-prompt { color: var(--body-text-color-subdued); }
+.ae-gen { background: #e0e7ff; border-radius: 3px; }
+.ae-gen.ae-new { background: #D55E00; color: white; }
+.ae-gen.ae-forced { text-decoration: underline dashed; text-underline-offset: 3px; }
+#ae-analyze { height: 100%; min-height: 3.2rem; font-size: 1.05rem; }
+"""
+
+TOKEN_CLICK_JS = """
+element.addEventListener('click', (event) => {
+  const chip = event.target.closest('[data-pos]');
+  if (chip) trigger('click', {pos: Number(chip.dataset.pos)});
+});
+"""
+
+# Plotly clicks have no gradio event: bind plotly_click on the plots (Gradio redraws them with
+# Plotly.react, which keeps listeners; a new plot div gets a new emitter) and write into a hidden
+# textbox whose input event runs the Python handler. A counter makes repeated clicks distinct.
+PAGE_JS = """
+() => {
+  let n = 0;
+  const send = (id, value) => {
+    const box = document.querySelector(`#${id} textarea, #${id} input`);
+    if (!box) return;
+    box.value = value;
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+  };
+  const bind = (selector, handler) => {
+    for (const gd of document.querySelectorAll(`${selector} .js-plotly-plot`)) {
+      if (typeof gd.on !== 'function' || gd.__aeEmitter === gd._ev) continue;
+      gd.on('plotly_click', (ev) => { if (ev && ev.points && ev.points.length) handler(ev.points[0]); });
+      gd.__aeEmitter = gd._ev;
+    }
+  };
+  const scan = () => {
+    bind('#ae-overview', (p) => send('ae-overview-click', `${p.x},${p.y},${++n}`));
+    bind('#ae-dist', (p) => { if (p.customdata !== undefined) send('ae-force-id', `${p.customdata},${++n}`); });
+  };
+  setInterval(scan, 300);
+}
+"""
+
+
+def launch_options() -> dict[str, Any]:
+    """The look and the click bridge; pass to `demo.launch(**launch_options())`."""
+    return {"theme": THEME, "css": CSS, "js": PAGE_JS}
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
+           **kwargs: Any) -> Any:
+    demo.queue(default_concurrency_limit=CONCURRENCY)
+    return demo.launch(server_name=host, server_port=port, share=share, **launch_options(), **kwargs)

@@ -1,0 +1,47 @@
+"""The `attention-explorer` command: load a model and serve the app."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="attention-explorer",
+        description="Serve Attention Explorer, a glass-box view of GPT-2's attention, in the browser.",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="bundled, a hub id (gpt2, distilgpt2, gpt2-medium, …) or a local checkpoint folder "
+        "(default: gpt2 if it is in the local cache, else the bundled demo model)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default auto)")
+    parser.add_argument(
+        "--hosted",
+        action="store_true",
+        help="public-server limits: listed models only, no local paths, shorter prompts and runs "
+        "(on automatically when SPACE_ID is set)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    hosted = args.hosted or bool(os.environ.get("SPACE_ID"))
+
+    from explorer.app import build_app, launch
+    from explorer.errors import ExplorerError
+
+    try:
+        demo = build_app(model=args.model, device=args.device, hosted=hosted)
+    except ExplorerError as err:
+        print(f"attention-explorer: {err}", file=sys.stderr)
+        return 2
+    launch(demo, host=args.host, port=args.port, share=args.share)
+    return 0

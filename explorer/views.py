@@ -1,0 +1,221 @@
+"""Pure view helpers for the app: HTML snippets and pandas tables built from engine results.
+
+No gradio here, so every builder can be tested without a server. Anything that came from a
+user (prompt text, tokens, model names) goes through `esc` before it becomes HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from explorer.arithmetic import STEPS, Breakdown, Step
+
+DECIMALS = 4
+VECTOR_DIMS = 16  # dims shown of a single vector
+MATRIX_DIMS = 8  # dims shown per row of a [key, d_head] table
+MATRIX_ROWS = 12  # keys shown of a [key, d_head] table
+MATCH_TOLERANCE = 1e-2  # |ours − model's| below this reads as "matches"
+STEP_BY_NAME: Mapping[str, Step] = {step.name: step for step in STEPS}
+
+
+def esc(text: object) -> str:
+    """HTML-escape text, and the characters template engines read (`{`, `}`, `$`, backtick)."""
+    out = html.escape(str(text), quote=True)
+    return out.replace("{", "&#123;").replace("}", "&#125;").replace("$", "&#36;").replace("`", "&#96;")
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+
+def tokens_html(tokens: Sequence[str], token_ids: Sequence[int], selected: int | None = None,
+                truncated: int = 0) -> str:
+    """The prompt's tokens as clickable chips (`data-pos`), whitespace visible, ids beneath."""
+    chips = []
+    for pos, (token, token_id) in enumerate(zip(tokens, token_ids, strict=True)):
+        cls = "ae-tok ae-sel" if pos == selected else "ae-tok"
+        chips.append(
+            f'<button type="button" class="{cls}" data-pos="{pos}" title="position {pos}, id {int(token_id)}">'
+            f'<span class="ae-tok-text">{esc(token)}</span><span class="ae-tok-id">{pos}·{int(token_id)}</span></button>'
+        )
+    note = ""
+    if truncated:
+        note = (f'<div class="ae-note">The prompt was cut to {len(tokens)} tokens: '
+                f"{truncated} more did not fit.</div>")
+    head = (f'<div class="ae-tok-head">{len(tokens)} tokens · position·id beneath each · '
+            "click one to make it the query</div>")
+    return f'<div class="ae-tokens">{head}<div class="ae-tok-list">{"".join(chips)}</div>{note}</div>'
+
+
+def empty_html(message: str) -> str:
+    return f'<div class="ae-empty">{esc(message)}</div>'
+
+
+def generation_html(prompt: str, pieces: Sequence[str], forced: Sequence[bool]) -> str:
+    """The text so far: the prompt muted, generated tokens marked, the newest highlighted."""
+    spans = []
+    last = len(pieces) - 1
+    for i, (piece, was_forced) in enumerate(zip(pieces, forced, strict=True)):
+        cls = "ae-gen" + (" ae-new" if i == last else "") + (" ae-forced" if was_forced else "")
+        tip = "forced by you" if was_forced else "chosen by sampling"
+        spans.append(f'<span class="{cls}" title="step {i + 1}: {tip}">{esc(piece)}</span>')
+    body = f'<span class="ae-prompt">{esc(prompt)}</span>{"".join(spans)}'
+    return f'<div class="ae-text">{body}</div>'
+
+
+# --- model line ----------------------------------------------------------------------------
+
+
+def model_markdown(name: str, reason: str, n_layer: int, n_head: int, n_ctx: int, device: str,
+                   is_bundled: bool, hosted: bool) -> str:
+    shape = f"{n_layer} layers × {n_head} heads · context {n_ctx} tokens · {device}"
+    text = f"**Model: {esc(name)}** · {shape}  \n<span class='ae-muted'>{esc(reason)}</span>"
+    if is_bundled:
+        how = ("choose **gpt2** in *Model*" if hosted else
+               "choose **gpt2** in *Model* (it needs the Hugging Face Hub or a local copy) "
+               "or start with `attention-explorer --model gpt2`")
+        text += (f"  \n<span class='ae-muted'>This is a small demo model trained for this app, so its "
+                 f"heads are simpler than GPT-2's. For the real GPT-2, {how}.</span>")
+    return text
+
+
+# --- Q/K/V steps -------------------------------------------------------------------------
+
+
+def deviation_text(deviation: float | None) -> str:
+    if deviation is None:
+        return "— no model tensor to compare with"
+    if not math.isfinite(deviation):
+        return f"✗ differs from the model (max |Δ| = {deviation})"
+    mark = "✓ matches the model" if deviation <= MATCH_TOLERANCE else "✗ differs from the model"
+    return f"{mark} (max |Δ| = {deviation:.1g})"
+
+
+def step_card(number: int, step: Step, deviation: float | None, note: str = "") -> str:
+    ok = deviation is not None and math.isfinite(deviation) and deviation <= MATCH_TOLERANCE
+    badge_cls = "ae-badge ae-ok" if ok else ("ae-badge" if deviation is None else "ae-badge ae-bad")
+    extra = f'<div class="ae-step-note">{esc(note)}</div>' if note else ""
+    return (
+        f'<div class="ae-step">'
+        f'<div class="ae-step-title"><span class="ae-step-n">{number}</span>{esc(step.title)}</div>'
+        f'<code class="ae-formula">{esc(step.formula)}</code>'
+        f'<div class="ae-step-why">{esc(step.explanation)}</div>'
+        f'<div class="{badge_cls}">{esc(deviation_text(deviation))}</div>{extra}</div>'
+    )
+
+
+def _round(values: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=np.float64), DECIMALS)
+
+
+def _fmt(value: float) -> str:
+    return "−∞" if value == -math.inf else f"{value:.{DECIMALS}f}"
+
+
+def vector_table(vector: np.ndarray, label: str, dims: int = VECTOR_DIMS) -> pd.DataFrame:
+    """One vector as a one-row table of its first `dims` dimensions and its norm."""
+    v = np.asarray(vector, dtype=np.float64)
+    shown = min(dims, len(v))
+    row: dict[str, Any] = {"": label, "‖·‖": round(float(np.linalg.norm(v)), DECIMALS)}
+    row |= {str(d): round(float(v[d]), DECIMALS) for d in range(shown)}
+    return pd.DataFrame([row])
+
+
+def shown_keys(bd: Breakdown, rows: int = MATRIX_ROWS) -> np.ndarray:
+    """Keys 0..query, or the `rows` with the largest attention weight (in key order)."""
+    n = bd.query + 1
+    if n <= rows:
+        return np.arange(n)
+    return np.sort(np.argsort(-bd.pattern[:n], kind="stable")[:rows])
+
+
+def matrix_table(bd: Breakdown, matrix: np.ndarray, dims: int = MATRIX_DIMS) -> pd.DataFrame:
+    """[key, d_head] rows for the shown keys, with token and attention weight."""
+    keys = shown_keys(bd)
+    shown = min(dims, matrix.shape[1])
+    table = pd.DataFrame({
+        "key": keys,
+        "token": [bd.tokens[j] for j in keys],
+        "weight": _round(bd.pattern[keys]),
+    })
+    values = _round(matrix[keys, :shown])
+    for d in range(shown):
+        table[str(d)] = values[:, d]
+    return table
+
+
+def step_note(bd: Breakdown, name: str) -> str:
+    """What part of a long step the table shows."""
+    value = getattr(bd, name)
+    if name == "logits":
+        where = "the model's prediction" if bd.is_final else "a logit-lens guess (not the last layer)"
+        return f"Top {len(value)} next tokens: {where}."
+    if isinstance(value, np.ndarray) and value.ndim == 2:
+        n = bd.query + 1
+        keys = len(shown_keys(bd))
+        which = f"all {n} keys" if keys == n else f"the {keys} of {n} keys with the largest attention weight"
+        return f"Table: {which}; first {min(MATRIX_DIMS, value.shape[1])} of {value.shape[1]} dims."
+    if isinstance(value, np.ndarray) and name not in ("scores", "scaled", "masked", "pattern"):
+        return f"Table: first {min(VECTOR_DIMS, len(value))} of {len(value)} dims."
+    return ""
+
+
+def step_table(bd: Breakdown, name: str) -> pd.DataFrame:
+    """The numbers of one step, rounded, as a small table."""
+    n = bd.query + 1
+    keys = np.arange(n)
+    tokens = list(bd.tokens[:n])
+    if name == "logits":
+        table = bd.logits.copy()
+        for column in ("logit", "prob"):
+            table[column] = _round(table[column].to_numpy())
+        return table
+    if name == "scores":
+        return pd.DataFrame({"key": keys, "token": tokens, "Q_i·K_j": _round(bd.scores[:n])})
+    if name == "scaled":
+        return pd.DataFrame({"key": keys, "token": tokens, "Q_i·K_j": _round(bd.scores[:n]),
+                             f"× {bd.scaling:.4g}": _round(bd.scaled[:n])})
+    if name == "masked":
+        # Show a few masked keys after the query too: that is the point of this step.
+        end = min(len(bd.masked), n + 3)
+        return pd.DataFrame({
+            "key": np.arange(end),
+            "token": list(bd.tokens[:end]),
+            "masked score": [_fmt(float(s)) for s in bd.masked[:end]],
+        })
+    if name == "pattern":
+        return pd.DataFrame({"key": keys, "token": tokens, "weight": _round(bd.pattern[:n])})
+    value = np.asarray(getattr(bd, name))
+    if value.ndim == 2:
+        return matrix_table(bd, value)
+    title = STEP_BY_NAME[name].title
+    return vector_table(value, title.split(" ")[-1] if name in ("q", "context") else name)
+
+
+def selection_markdown(bd: Breakdown) -> str:
+    token = bd.tokens[bd.query]
+    return (f"**Layer {bd.layer} · head {bd.head} · query token {bd.query} "
+            f"<span class='ae-chip'>{esc(token)}</span>** — every step below uses the model's own "
+            f"weights and this prompt's numbers; the badge says how far our recomputation is from "
+            f"the tensor the model produced.")
+
+
+def top_table(tokens: Sequence[str], token_ids: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """token, token_id, prob for already chosen ids (largest first), as distribution_figure takes."""
+    return pd.DataFrame({"token": list(tokens), "token_id": np.asarray(token_ids, dtype=np.int64),
+                         "prob": np.asarray(probs, dtype=np.float32)})
+
+
+def step_summary(position: int, display: str, prob: float, warped_prob: float, entropy: float,
+                 forced: bool, finished: str | None) -> str:
+    how = "forced by you" if forced else "sampled"
+    text = (f"**Step at position {position}:** <span class='ae-chip'>{esc(display)}</span> {how} · "
+            f"model p = {prob:.2%} · after settings p = {warped_prob:.2%} · entropy {entropy:.2f} bits")
+    if finished:
+        text += f"  \nGeneration has stopped: {esc(finished)}."
+    return text
