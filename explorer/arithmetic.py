@@ -8,9 +8,9 @@ and the UI derives its labels from it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -28,39 +28,93 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("x", "Residual stream x_i", "x_i = embeddings + earlier blocks",
-         "What position i carries into this layer: its token and position embeddings plus every earlier block's output."),
-    Step("ln_1", "Layer norm", "LN(x_i) = γ·(x_i − μ)/σ + β",
-         "Each position is normalised before attention, so the scale of x does not swamp the projections."),
-    Step("q", "Query Q_i", "Q_i = LN(x_i)·W_Q + b_Q",
-         "What token i is looking for. One slice of c_attn's output per head."),
-    Step("k", "Keys K_j", "K_j = LN(x_j)·W_K + b_K",
-         "What each token j offers to be found by. Compared against the query."),
-    Step("scores", "Scores Q_i·K_j", "s_ij = Q_i · K_j",
-         "The dot product: large when query and key point the same way."),
-    Step("scaled", "Scaled by 1/√d_k", "s_ij / √d_k",
-         "Dividing by √d_k keeps the scores in a range where softmax is not saturated."),
-    Step("masked", "Causal mask", "s_ij = −∞ for j > i",
-         "A token may not look at tokens after it: those scores become −∞, so softmax gives them 0."),
-    Step("pattern", "Softmax: the attention row", "a_ij = exp(s_ij) / Σ_j exp(s_ij)",
-         "Scores become weights that are ≥ 0 and sum to 1: how much token i attends to each j."),
-    Step("v", "Values V_j", "V_j = LN(x_j)·W_V + b_V",
-         "What each token j hands over if attended to."),
-    Step("weighted", "Weighted values a_ij·V_j", "a_ij · V_j",
-         "Each value scaled by its attention weight."),
-    Step("context", "Context C_i", "C_i = Σ_j a_ij · V_j",
-         "This head's output for token i: a weighted average of the values."),
-    Step("heads_concat", "All heads concatenated", "[C_i^0 | C_i^1 | … | C_i^h]",
-         "Every head of the layer computes its own C_i; they are laid side by side."),
-    Step("attn_out", "Output projection W_O", "A_i = [C_i^0 | … ]·W_O + b_O",
-         "c_proj mixes the heads back into the residual stream's space."),
-    Step("resid_mid", "Residual add", "H_i = x_i + A_i",
-         "Attention adds to the stream rather than replacing it."),
-    Step("block_out", "MLP and residual", "x'_i = H_i + MLP(LN(H_i))",
-         "The feed-forward network works on each position alone and adds its result: the block's output."),
-    Step("logits", "Layer norm, LM head, softmax", "p = softmax(LN_f(x'_i)·W_Eᵀ)",
-         "The stream decoded into next-token probabilities: the model's answer after the last layer, "
-         "and a 'logit lens' guess after any earlier one."),
+    Step(
+        "x",
+        "Residual stream x_i",
+        "x_i = embeddings + earlier blocks",
+        "What position i carries into this layer: its token and position embeddings plus every earlier block's output.",
+    ),
+    Step(
+        "ln_1",
+        "Layer norm",
+        "LN(x_i) = γ·(x_i − μ)/σ + β",
+        "Each position is normalised before attention, so the scale of x does not swamp the projections.",
+    ),
+    Step(
+        "q",
+        "Query Q_i",
+        "Q_i = LN(x_i)·W_Q + b_Q",
+        "What token i is looking for. One slice of c_attn's output per head.",
+    ),
+    Step(
+        "k",
+        "Keys K_j",
+        "K_j = LN(x_j)·W_K + b_K",
+        "What each token j offers to be found by. Compared against the query.",
+    ),
+    Step(
+        "scores",
+        "Scores Q_i·K_j",
+        "s_ij = Q_i · K_j",
+        "The dot product: large when query and key point the same way.",
+    ),
+    Step(
+        "scaled",
+        "Scaled by 1/√d_k",
+        "s_ij / √d_k",
+        "Dividing by √d_k keeps the scores in a range where softmax is not saturated.",
+    ),
+    Step(
+        "masked",
+        "Causal mask",
+        "s_ij = −∞ for j > i",
+        "A token may not look at tokens after it: those scores become −∞, so softmax gives them 0.",
+    ),
+    Step(
+        "pattern",
+        "Softmax: the attention row",
+        "a_ij = exp(s_ij) / Σ_j exp(s_ij)",
+        "Scores become weights that are ≥ 0 and sum to 1: how much token i attends to each j.",
+    ),
+    Step("v", "Values V_j", "V_j = LN(x_j)·W_V + b_V", "What each token j hands over if attended to."),
+    Step("weighted", "Weighted values a_ij·V_j", "a_ij · V_j", "Each value scaled by its attention weight."),
+    Step(
+        "context",
+        "Context C_i",
+        "C_i = Σ_j a_ij · V_j",
+        "This head's output for token i: a weighted average of the values.",
+    ),
+    Step(
+        "heads_concat",
+        "All heads concatenated",
+        "[C_i^0 | C_i^1 | … | C_i^h]",
+        "Every head of the layer computes its own C_i; they are laid side by side.",
+    ),
+    Step(
+        "attn_out",
+        "Output projection W_O",
+        "A_i = [C_i^0 | … ]·W_O + b_O",
+        "c_proj mixes the heads back into the residual stream's space.",
+    ),
+    Step(
+        "resid_mid",
+        "Residual add",
+        "H_i = x_i + A_i",
+        "Attention adds to the stream rather than replacing it.",
+    ),
+    Step(
+        "block_out",
+        "MLP and residual",
+        "x'_i = H_i + MLP(LN(H_i))",
+        "The feed-forward network works on each position alone and adds its result: the block's output.",
+    ),
+    Step(
+        "logits",
+        "Layer norm, LM head, softmax",
+        "p = softmax(LN_f(x'_i)·W_Eᵀ)",
+        "The stream decoded into next-token probabilities: the model's answer after the last layer, "
+        "and a 'logit lens' guess after any earlier one.",
+    ),
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
 
@@ -136,8 +190,11 @@ def _dev(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 
 def check_indices(analysis: Analysis, layer: int, head: int, query: int) -> tuple[int, int, int]:
-    for name, value, top in (("layer", layer, analysis.n_layer), ("head", head, analysis.n_head),
-                             ("query token", query, analysis.n_pos)):
+    for name, value, top in (
+        ("layer", layer, analysis.n_layer),
+        ("head", head, analysis.n_head),
+        ("query token", query, analysis.n_pos),
+    ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 <= value < top:
             raise ExplorerError(f"The {name} must be a whole number from 0 to {top - 1} (got {value!r}).")
     return int(layer), int(head), int(query)
@@ -222,12 +279,29 @@ def breakdown(analysis: Analysis, layer: int, head: int, query: int, top_k: int 
     }
     as32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return Breakdown(
-        layer=layer, head=head, query=query, tokens=analysis.tokens, scaling=float(lw.scaling),
-        x=as32(x_all[query]), ln_1=as32(ln_all[query]), q=as32(q), k=as32(k), scores=as32(scores),
-        scaled=as32(scaled), masked=as32(masked), pattern=as32(pattern), v=as32(v),
-        weighted=as32(weighted), context=as32(context), heads_concat=as32(heads_concat),
-        attn_out=as32(attn_out), resid_mid=as32(resid_mid), block_out=as32(block_out),
-        logits=top, is_final=is_final, deviation=MappingProxyType(deviation),
+        layer=layer,
+        head=head,
+        query=query,
+        tokens=analysis.tokens,
+        scaling=float(lw.scaling),
+        x=as32(x_all[query]),
+        ln_1=as32(ln_all[query]),
+        q=as32(q),
+        k=as32(k),
+        scores=as32(scores),
+        scaled=as32(scaled),
+        masked=as32(masked),
+        pattern=as32(pattern),
+        v=as32(v),
+        weighted=as32(weighted),
+        context=as32(context),
+        heads_concat=as32(heads_concat),
+        attn_out=as32(attn_out),
+        resid_mid=as32(resid_mid),
+        block_out=as32(block_out),
+        logits=top,
+        is_final=is_final,
+        deviation=MappingProxyType(deviation),
     )
 
 

@@ -42,7 +42,11 @@ def _byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level alphabet back to bytes (the inverse of its bytes_to_unicode)."""
     global _BYTE_DECODER
     if _BYTE_DECODER is None:
-        bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+        bs = (
+            list(range(ord("!"), ord("~") + 1))
+            + list(range(ord("¡"), ord("¬") + 1))
+            + list(range(ord("®"), ord("ÿ") + 1))
+        )
         cs = bs[:]
         n = 0
         for b in range(256):
@@ -50,7 +54,7 @@ def _byte_decoder() -> dict[str, int]:
                 bs.append(b)
                 cs.append(256 + n)
                 n += 1
-        _BYTE_DECODER = {chr(c): b for b, c in zip(bs, cs)}
+        _BYTE_DECODER = {chr(c): b for b, c in zip(bs, cs, strict=True)}
     return _BYTE_DECODER
 
 
@@ -119,12 +123,22 @@ def _spans(tokenizer: Any, text: str, ids: list[int]) -> tuple[tuple[int, int], 
     return tuple(spans)
 
 
+def clean_text(text: str) -> str:
+    """`text` as valid Unicode: surrogate pairs joined, lone surrogates (not encodable) made U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> tuple[list[int], int]:
     """Token ids for `text`, cut to the context window; returns (ids, tokens cut)."""
     if not isinstance(text, str) or not text.strip():
         raise ExplorerError("The prompt is empty: type some text to analyze.")
-    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become U+FFFD
-    ids = list(loaded.tokenizer(text)["input_ids"])
+    if max_tokens is not None and (
+        not isinstance(max_tokens, (int, np.integer)) or isinstance(max_tokens, bool) or max_tokens < 0
+    ):
+        raise ExplorerError(
+            f"The token limit must be a whole number ≥ 1, or 0 for none (got {max_tokens!r})."
+        )
+    ids = list(loaded.tokenizer(clean_text(text))["input_ids"])
     if not ids:
         raise ExplorerError("The prompt produced no tokens.")
     limit = min(loaded.n_ctx, max_tokens or loaded.n_ctx)
@@ -139,6 +153,7 @@ def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> An
     import torch
 
     ids, cut = tokenize(loaded, text, max_tokens)
+    text = clean_text(text)  # the spans index the text the tokenizer saw
     if cut:
         text = loaded.tokenizer.decode(ids)
     model = loaded.model

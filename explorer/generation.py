@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explorer.capture import display_tokens, tokenize
+from explorer.capture import clean_text, display_tokens, tokenize
 from explorer.errors import ExplorerError
 from explorer.loading import LoadedModel
 
 TOP_K_SHOWN = 10
+# Below this a temperature acts as 0: dividing logits by it would overflow to inf and NaN.
+MIN_TEMPERATURE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def _check_settings(temperature: float, top_k: int, top_p: float, vocab: int) ->
     try:
         temperature, top_p = float(temperature), float(top_p)
         top_k = int(top_k)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise ExplorerError("Temperature and top-p must be numbers and top-k a whole number.") from err
     if not math.isfinite(temperature) or temperature < 0:
         raise ExplorerError("Temperature must be a number ≥ 0 (0 means greedy).")
@@ -62,16 +64,31 @@ def _check_settings(temperature: float, top_k: int, top_p: float, vocab: int) ->
     return temperature, min(top_k, vocab), top_p
 
 
+def _check_seed(seed: int | None) -> int:
+    try:
+        return 0 if seed is None else int(seed)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ExplorerError("The seed must be a whole number.") from err
+
+
 class GenerationSession:
     """One prompt being continued token by token.
 
-    temperature 0 (or greedy=True) picks the most likely token; top_k 0 and top_p 1 disable
-    those filters. `seed` makes sampling repeatable.
+    temperature 0 (or below MIN_TEMPERATURE, or greedy=True) picks the most likely token; top_k 0
+    and top_p 1 disable those filters. `seed` makes sampling repeatable.
     """
 
-    def __init__(self, loaded: LoadedModel, prompt: str, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, seed: int | None = 0, greedy: bool = False,
-                 max_new_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        prompt: str,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = 0,
+        greedy: bool = False,
+        max_new_tokens: int | None = None,
+    ) -> None:
         import torch
 
         self.loaded = loaded
@@ -80,6 +97,12 @@ class GenerationSession:
         self.n_ctx = loaded.n_ctx
         self.vocab = int(self.model.config.vocab_size)
         self.configure(temperature, top_k, top_p, seed, greedy)
+        if max_new_tokens is not None and (
+            not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1
+        ):
+            raise ExplorerError(
+                f"max_new_tokens must be a whole number ≥ 1 or None (got {max_new_tokens!r})."
+            )
         ids, cut = tokenize(loaded, prompt, max_tokens=self.n_ctx - 1)
         self.truncated = cut
         self.prompt_len = len(ids)
@@ -95,19 +118,26 @@ class GenerationSession:
 
     # ------------------------------------------------------------------ settings
 
-    def configure(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                  seed: int | None = 0, greedy: bool = False) -> None:
+    def configure(
+        self,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = 0,
+        greedy: bool = False,
+    ) -> None:
         """Change the sampling settings; they apply from the next step on."""
-        from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
-                                  TopPLogitsWarper)
+        from transformers import (
+            LogitsProcessorList,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
 
         temperature, top_k, top_p = _check_settings(temperature, top_k, top_p, self.vocab)
-        self.greedy = bool(greedy) or temperature == 0
+        self.seed = _check_seed(seed)
+        self.greedy = bool(greedy) or temperature < MIN_TEMPERATURE
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-        try:
-            self.seed = 0 if seed is None else int(seed)
-        except (TypeError, ValueError) as err:
-            raise ExplorerError("The seed must be a whole number.") from err
         # The same warpers, in the same order, that generate() builds for do_sample=True.
         warpers: list[Any] = []
         if not self.greedy:
@@ -162,7 +192,8 @@ class GenerationSession:
             token = int(np.argmax(raw))
         else:
             torch = self._torch
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + len(self.ids))
+            # Any whole-number seed: torch takes seeds in [0, 2**64), so reduce it.
+            gen = torch.Generator().manual_seed((self.seed * 1_000_003 + len(self.ids)) % 2**63)
             token = int(torch.multinomial(torch.from_numpy(warped).double(), 1, generator=gen))
         return self._append(token, raw, warped, forced=False)
 
@@ -177,7 +208,7 @@ class GenerationSession:
         """Take back the last n generated tokens, to branch from there."""
         try:
             n = int(n)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise ExplorerError("Rewind takes a whole number of steps.") from err
         n = max(0, min(n, len(self.generated)))
         if n == 0:
@@ -204,7 +235,7 @@ class GenerationSession:
                 raise ExplorerError(f"Token id {token} is outside the vocabulary (0 to {self.vocab - 1}).")
             return int(token)
         if isinstance(token, str):
-            ids = self.tokenizer(token)["input_ids"]
+            ids = self.tokenizer(clean_text(token))["input_ids"]
             if len(ids) != 1:
                 raise ExplorerError(f"{token!r} is {len(ids)} tokens, not one: choose a single token.")
             return int(ids[0])
@@ -214,8 +245,12 @@ class GenerationSession:
         """Run `ids` through the model with the cache; returns the last position's attention."""
         torch = self._torch
         with torch.inference_mode():
-            out = self.model(torch.tensor([ids], device=self._device), cache=self._cache,
-                             use_cache=True, output_attentions=True)
+            out = self.model(
+                torch.tensor([ids], device=self._device),
+                cache=self._cache,
+                use_cache=True,
+                output_attentions=True,
+            )
         self._cache = out.cache
         self._logits = out.logits[0, -1].float()
         self.ids.extend(int(i) for i in ids)
@@ -225,8 +260,13 @@ class GenerationSession:
     def _table(self, probs: np.ndarray) -> pd.DataFrame:
         top = np.argsort(-probs)[:TOP_K_SHOWN]
         top = top[probs[top] > 0] if probs[top[0]] > 0 else top
-        return pd.DataFrame({"token": list(display_tokens(self.tokenizer, top)), "token_id": top,
-                             "prob": probs[top].astype(np.float32)})
+        return pd.DataFrame(
+            {
+                "token": list(display_tokens(self.tokenizer, top)),
+                "token_id": top,
+                "prob": probs[top].astype(np.float32),
+            }
+        )
 
     def _append(self, token: int, raw: np.ndarray, warped: np.ndarray, forced: bool) -> StepResult:
         p = raw[raw > 0]
@@ -236,8 +276,16 @@ class GenerationSession:
         display = display_tokens(self.tokenizer, [token])[0]
         self.history.append(HistoryItem(position, token, display, float(raw[token]), entropy, forced))
         return StepResult(
-            position=position, token_id=token, text=self.tokenizer.decode([token]), display=display,
-            prob=float(raw[token]), warped_prob=float(warped[token]), raw_top=self._table(raw),
-            warped_top=self._table(warped), entropy=entropy, pattern=pattern, forced=forced,
+            position=position,
+            token_id=token,
+            text=self.tokenizer.decode([token]),
+            display=display,
+            prob=float(raw[token]),
+            warped_prob=float(warped[token]),
+            raw_top=self._table(raw),
+            warped_top=self._table(warped),
+            entropy=entropy,
+            pattern=pattern,
+            forced=forced,
             finished=self.finished,
         )

@@ -109,16 +109,22 @@ def _np(t: Any) -> np.ndarray:
 def extract_weights(model: Any) -> ModelWeights:
     cfg = model.config
     layers = []
-    for i, block in enumerate(model.transformer.h):
+    for block in model.transformer.h:
         scaling = float(block.attn.scaling)
         layers.append(
             LayerWeights(
-                ln_1_w=_np(block.ln_1.weight), ln_1_b=_np(block.ln_1.bias),
-                c_attn_w=_np(block.attn.c_attn.weight), c_attn_b=_np(block.attn.c_attn.bias),
-                c_proj_w=_np(block.attn.c_proj.weight), c_proj_b=_np(block.attn.c_proj.bias),
-                ln_2_w=_np(block.ln_2.weight), ln_2_b=_np(block.ln_2.bias),
-                fc_w=_np(block.mlp.c_fc.weight), fc_b=_np(block.mlp.c_fc.bias),
-                fc_proj_w=_np(block.mlp.c_proj.weight), fc_proj_b=_np(block.mlp.c_proj.bias),
+                ln_1_w=_np(block.ln_1.weight),
+                ln_1_b=_np(block.ln_1.bias),
+                c_attn_w=_np(block.attn.c_attn.weight),
+                c_attn_b=_np(block.attn.c_attn.bias),
+                c_proj_w=_np(block.attn.c_proj.weight),
+                c_proj_b=_np(block.attn.c_proj.bias),
+                ln_2_w=_np(block.ln_2.weight),
+                ln_2_b=_np(block.ln_2.bias),
+                fc_w=_np(block.mlp.c_fc.weight),
+                fc_b=_np(block.mlp.c_fc.bias),
+                fc_proj_w=_np(block.mlp.c_proj.weight),
+                fc_proj_b=_np(block.mlp.c_proj.bias),
                 scaling=scaling,
             )
         )
@@ -182,6 +188,8 @@ def check_folder(path: Path) -> dict:
         config = json.loads(config_file.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ModelLoadError(f"{path}/config.json is corrupt: {err}") from err
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path}/config.json is corrupt: it holds no settings object.")
     if config.get("model_type") != "gpt2":
         raise ModelLoadError(
             f"{path} holds a {config.get('model_type')!r} model; Attention Explorer shows GPT-2-type models only."
@@ -240,6 +248,11 @@ def load_model(
             "reached from here (offline, or HF_HUB_OFFLINE is set). Download it where there is a "
             "network, or pick the bundled demo model."
         )
+    if where == bundled_path() and not (where / "model.safetensors").is_file():
+        raise ModelLoadError(
+            f"The bundled demo model has no weights in {where}: this install is incomplete. Train them "
+            "with tools/train_demo_model.py, or load a GPT-2 checkpoint folder."
+        )
     if isinstance(where, Path):
         check_folder(where)
 
@@ -270,15 +283,27 @@ def load_model(
         )
         report(0.8, "Loading the tokenizer …")
         tokenizer = AutoTokenizer.from_pretrained(str(where), local_files_only=local_only)
+        # With its files missing, transformers builds an empty tokenizer instead of failing.
+        if tokenizer.vocab_size == 0:
+            raise ModelLoadError(
+                f"{name} has no tokenizer: the folder needs tokenizer.json, or vocab.json and merges.txt."
+            )
+        if len(tokenizer) > model.config.vocab_size:
+            raise ModelLoadError(
+                f"{name}'s tokenizer has {len(tokenizer)} tokens but the model only "
+                f"{model.config.vocab_size}: they do not belong together."
+            )
     except ModelLoadError:
         raise
     except OSError as err:
         raise ModelLoadError(_explain(source, err)) from err
     except Exception as err:  # a corrupt or partial checkpoint fails in many ways
-        raise ModelLoadError(f"The checkpoint for {name} could not be read ({type(err).__name__}: {err}).") from err
+        raise ModelLoadError(
+            f"The checkpoint for {name} could not be read ({type(err).__name__}: {err})."
+        ) from err
     finally:
         hf_logging.set_verbosity(verbosity)
-    model.to(chosen).eval()
+    model.to(chosen).eval()  # type: ignore[arg-type]  # transformers types `to` as unbound
     report(1.0, f"{name} is ready.")
     return LoadedModel(
         model=model,
