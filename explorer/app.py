@@ -256,14 +256,14 @@ def _keys_figure(bd: Breakdown) -> go.Figure:
 
 
 STEP_FIGURES: dict[str, Callable[[Breakdown], go.Figure]] = {
-    "ln_1": lambda bd: figures.vector_figure(np.vstack([bd.x, bd.ln_1]), ["x_i", "LN(x_i)"],
+    "ln_1": lambda bd: figures.vector_figure(np.vstack([bd.x, bd.ln_1]), [views.symbol("x"), views.symbol("ln_1")],
                                              "Before and after the layer norm"),
     "k": _keys_figure,
     "scaled": lambda bd: figures.scores_figure(
         {_title("scores"): bd.scores[: bd.query + 1], _title("scaled"): bd.scaled[: bd.query + 1]},
         list(bd.tokens), bd.query, lower=()),
     "pattern": lambda bd: figures.attention_row_figure(bd.pattern, list(bd.tokens), bd.query),
-    "context": lambda bd: figures.vector_figure(bd.context[None], [f"C_{bd.query}"], _title("context")),
+    "context": lambda bd: figures.vector_figure(bd.context[None], [views.symbol("context")], _title("context")),
     "heads_concat": lambda bd: figures.vector_figure(
         bd.heads_concat.reshape(-1, len(bd.context)),
         [f"head {h}" + (" ◀" if h == bd.head else "") for h in range(len(bd.heads_concat) // len(bd.context))],
@@ -301,7 +301,7 @@ class Panels:
     model_dd: gr.Dropdown
     tokens: gr.HTML
     overview: gr.Plot
-    overview_click: gr.Textbox
+    overview_click: gr.HTML  # a bridge: fires click with x, y of a click on the overview
     detail: gr.Plot
     detail_note: gr.Markdown
     selection: gr.Markdown
@@ -311,7 +311,7 @@ class Panels:
     dist: gr.Plot
     gen_attn: gr.Plot
     timeline: gr.Plot
-    force_id: gr.Textbox
+    bar_click: gr.HTML  # a bridge: fires click with the token_id of a clicked bar
     force_text: gr.Textbox
 
 
@@ -340,23 +340,25 @@ def build_app(model: str | None = None, device: str | None = None, hosted: bool 
         tokens, layer, head, mean, query = _selection_panel()
         ctx = Context(session=session, analyzed=analyzed, prompt=prompt, status=status, layer=layer, head=head,
                       mean=mean, query=query, models=models, limits=limits)
-        with gr.Tabs(elem_id="ae-tabs"):
+        with gr.Tabs(elem_id="ae-tabs") as tabs:
             with gr.Tab("Attention heads", id="heads"):
-                overview_plot, overview_click, detail_plot, detail_note = _heads_tab()
+                overview_plot, detail_plot, detail_note = _heads_tab()
             with gr.Tab("Q/K/V step by step", id="steps"):
                 selection, steps = _steps_tab()
-            with gr.Tab("Generate", id="generate"):
+            with gr.Tab("Generate", id="generate", elem_id="ae-gen-tab"):
                 gen = _generation_tab(limits)
             for extra in extra_tabs:
                 extra(ctx)
         gr.Markdown(_footer(), elem_classes=["ae-footer"])
+        tabs.select(None, js=SELECTION_VISIBILITY_JS)
+        overview_click = plot_click_bridge("#ae-overview", "x: p.x, y: p.y")
+        bar_click = plot_click_bridge("#ae-dist", "token_id: p.customdata")
 
         panels = Panels(
             model_md=model_md, model_dd=model_dd, tokens=tokens, overview=overview_plot,
             overview_click=overview_click, detail=detail_plot, detail_note=detail_note, selection=selection,
             steps=steps, gen_text=gen["text"], gen_step=gen["step_md"], dist=gen["dist"],
-            gen_attn=gen["attn"], timeline=gen["timeline"], force_id=gen["force_id"],
-            force_text=gen["force_text"],
+            gen_attn=gen["attn"], timeline=gen["timeline"], bar_click=bar_click, force_text=gen["force_text"],
         )
         _wire_analysis(ctx, panels, analyze_btn, examples)
         _wire_generation(ctx, panels, gen)
@@ -426,12 +428,13 @@ def _selection_panel() -> tuple[gr.HTML, gr.Slider, gr.Slider, gr.Checkbox, gr.D
             layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-layer", min_width=200)
             head = gr.Slider(0, 1, value=0, step=1, label="Head", elem_id="ae-head", min_width=200)
             mean = gr.Checkbox(value=False, label="Mean over the layer's heads", elem_id="ae-mean", min_width=180)
+            # Custom values let API clients pass any position; handlers clamp it to the prompt.
             query = gr.Dropdown(choices=[], value=None, label="Query token (the one doing the looking)",
-                                elem_id="ae-query", min_width=240, scale=2)
+                                elem_id="ae-query", min_width=240, scale=2, allow_custom_value=True)
     return tokens, layer, head, mean, query
 
 
-def _heads_tab() -> tuple[gr.Plot, gr.Textbox, gr.Plot, gr.Markdown]:
+def _heads_tab() -> tuple[gr.Plot, gr.Plot, gr.Markdown]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=420):
             gr.Markdown("Each tile is one head's attention pattern (query ↓, key →). **Click a tile** to "
@@ -444,8 +447,7 @@ def _heads_tab() -> tuple[gr.Plot, gr.Textbox, gr.Plot, gr.Markdown]:
             detail_plot = gr.Plot(placeholder("One head in detail appears here."), show_label=False,
                                   elem_id="ae-detail")
             detail_note = gr.Markdown("", elem_classes=["ae-note"])
-    overview_click = gr.Textbox(visible="hidden", elem_id="ae-overview-click")
-    return overview_plot, overview_click, detail_plot, detail_note
+    return overview_plot, detail_plot, detail_note
 
 
 def _steps_tab() -> tuple[gr.Markdown, tuple[StepPanel, ...]]:
@@ -486,7 +488,6 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
                 c["force_text"] = gr.Textbox(label="Force a token", placeholder="e.g. ␣Paris (one token)",
                                              scale=3, elem_id="ae-force-text")
                 c["force"] = gr.Button("Force", scale=1, min_width=90, elem_id="ae-force")
-            c["force_id"] = gr.Textbox(visible="hidden", elem_id="ae-force-id")
         with gr.Column(scale=2, min_width=340):
             with gr.Group():
                 c["greedy"] = gr.Checkbox(value=False, label="Greedy (always the most likely token)",
@@ -585,7 +586,7 @@ def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, example
     if examples is not None:
         examples.load_input_event.then(run_analysis, inputs, api_visibility="private", **common)
 
-    selection_outputs = [status, panels.tokens, *selectors, *_selection_targets(panels)]
+    selection_outputs = [status, panels.tokens, *_selection_targets(panels)]
 
     @guard
     def select(session: Session, layer: Any, head: Any, query: Any, mean: bool) -> dict[Any, Any]:
@@ -602,11 +603,11 @@ def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, example
         component.input(select, sel_inputs, api_visibility="private", **sel)
 
     @guard
-    def open_head(click: str, session: Session, query: Any) -> dict[Any, Any]:
+    def open_head(session: Session, query: Any, evt: gr.EventData) -> dict[Any, Any]:
         analysis = _require_analysis(session)
         try:
-            x, y = (float(v) for v in click.split(",")[:2])
-        except ValueError:
+            x, y = float(evt.x), float(evt.y)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError):
             return {}
         tile = figures.overview_tile(analysis.n_pos, analysis.n_layer, analysis.n_head)
         hit = figures.overview_cell_to_head(x, y, analysis.n_layer, analysis.n_head, tile)
@@ -615,9 +616,9 @@ def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, example
         out = {status: "", ctx.layer: layer, ctx.head: head, ctx.mean: False}
         return out | _selection_outputs(panels, analysis, layer, head, query, False)
 
-    panels.overview_click.input(open_head, [panels.overview_click, ctx.session, ctx.query],
+    panels.overview_click.click(open_head, [ctx.session, ctx.query],
                                 [status, ctx.layer, ctx.head, ctx.mean, *_selection_targets(panels)],
-                                api_visibility="undocumented", api_name="open_head", concurrency_limit=CONCURRENCY)
+                                api_visibility="private", concurrency_limit=CONCURRENCY)
 
     @guard
     def pick_token(session: Session, layer: Any, head: Any, mean: bool, evt: gr.EventData) -> dict[Any, Any]:
@@ -700,7 +701,17 @@ def _preview_figure(gen: GenerationSession) -> go.Figure:
         top = np.argsort(-probs)[:TOP_K_SHOWN]
         top = top[probs[top] > 0]
         frames.append(views.top_table(display_tokens(gen.tokenizer, top), top, probs[top]))
-    return figures.distribution_figure(frames[0], frames[1], None, title="Next token: not chosen yet")
+    return distribution(frames[0], frames[1], None, "Next token: not chosen yet")
+
+
+def distribution(raw: Any, warped: Any, chosen: int | None, title: str) -> go.Figure:
+    """figures.distribution_figure, a little shorter, with ticks fine enough for small probabilities."""
+    fig = figures.distribution_figure(raw, warped, chosen, title=title)
+    top = max(float(raw["prob"].max()) if len(raw) else 0.0, float(warped["prob"].max()) if len(warped) else 0.0)
+    rows = len(set(raw["token_id"]) | set(warped["token_id"]))
+    fig.update_xaxes(tickformat=".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%")
+    fig.update_layout(height=130 + 21 * rows * 2)
+    return fig
 
 
 def _timeline(gen: GenerationSession) -> go.Figure:
@@ -728,8 +739,8 @@ def _generation_view(panels: Panels, gen: GenerationSession, result: StepResult 
                                 "for the next token; press **Step** to choose it.")
     else:
         step_no = len(gen.generated)
-        out[panels.dist] = figures.distribution_figure(
-            result.raw_top, result.warped_top, result.token_id, title=f"Step {step_no}: the next-token distribution")
+        out[panels.dist] = distribution(result.raw_top, result.warped_top, result.token_id,
+                                        f"Step {step_no}: the next-token distribution")
         out[panels.gen_attn] = _attention_figure(gen, result, layer, head)
         out[panels.gen_step] = views.step_summary(result.position, result.display, result.prob, result.warped_prob,
                                                   result.entropy, result.forced, result.finished)
@@ -800,12 +811,12 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         return respond(session, gen, result, layer, head, fresh)
 
     @guard
-    def force_id(value: str, prompt: str, session: Session, greedy: bool, temperature: float, top_k: float,
-                 top_p: float, seed: Any, layer: Any, head: Any) -> dict[Any, Any]:
+    def force_id(prompt: str, session: Session, greedy: bool, temperature: float, top_k: float,
+                 top_p: float, seed: Any, layer: Any, head: Any, evt: gr.EventData) -> dict[Any, Any]:
         try:
-            token_id = int(str(value).split(",")[0])
-        except ValueError as err:
-            raise ExplorerError(f"{value!r} is not a token id.") from err
+            token_id = int(evt.token_id)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError) as err:
+            raise ExplorerError("That bar has no token to force.") from err
         gen, result, fresh = one_step(prompt, session, (greedy, temperature, top_k, top_p, seed), token_id)
         return respond(session, gen, result, layer, head, fresh)
 
@@ -855,7 +866,7 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
     c["stop"].click(None, None, None, cancels=[run_event], api_visibility="private")
     c["force"].click(force, [c["force_text"], *gen_inputs], outputs, api_name="force", **limit)
     c["force_text"].submit(force, [c["force_text"], *gen_inputs], outputs, api_visibility="private", **limit)
-    panels.force_id.input(force_id, [panels.force_id, *gen_inputs], outputs, api_name="force_id", **limit)
+    panels.bar_click.click(force_id, gen_inputs, outputs, api_visibility="private", **limit)
     c["rewind"].click(rewind, [ctx.session, *view], outputs, api_name="rewind", **limit)
     c["restart"].click(restart, gen_inputs, outputs, api_name="restart", **limit)
     for component in settings:
@@ -958,6 +969,8 @@ CSS = """
 .ae-gen.ae-new { background: #D55E00; color: white; }
 .ae-gen.ae-forced { text-decoration: underline dashed; text-underline-offset: 3px; }
 #ae-analyze { height: 100%; min-height: 3.2rem; font-size: 1.05rem; }
+.ae-step-table table { font-size: .85rem; }
+.ae-step-table th, .ae-step-table td { padding: 3px 8px !important; min-width: 0 !important; }
 """
 
 TOKEN_CLICK_JS = """
@@ -967,37 +980,41 @@ element.addEventListener('click', (event) => {
 });
 """
 
-# Plotly clicks have no gradio event: bind plotly_click on the plots (Gradio redraws them with
-# Plotly.react, which keeps listeners; a new plot div gets a new emitter) and write into a hidden
-# textbox whose input event runs the Python handler. A counter makes repeated clicks distinct.
-PAGE_JS = """
-() => {
-  let n = 0;
-  const send = (id, value) => {
-    const box = document.querySelector(`#${id} textarea, #${id} input`);
-    if (!box) return;
-    box.value = value;
-    box.dispatchEvent(new Event('input', {bubbles: true}));
-  };
-  const bind = (selector, handler) => {
-    for (const gd of document.querySelectorAll(`${selector} .js-plotly-plot`)) {
-      if (typeof gd.on !== 'function' || gd.__aeEmitter === gd._ev) continue;
-      gd.on('plotly_click', (ev) => { if (ev && ev.points && ev.points.length) handler(ev.points[0]); });
-      gd.__aeEmitter = gd._ev;
-    }
-  };
-  const scan = () => {
-    bind('#ae-overview', (p) => send('ae-overview-click', `${p.x},${p.y},${++n}`));
-    bind('#ae-dist', (p) => { if (p.customdata !== undefined) send('ae-force-id', `${p.customdata},${++n}`); });
-  };
-  setInterval(scan, 300);
-}
+# The token strip and layer/head/query belong to the analysis tabs, not to Generate.
+SELECTION_VISIBILITY_JS = """
+() => setTimeout(() => {
+  const gen = document.getElementById('ae-gen-tab');
+  const box = document.getElementById('ae-selection');
+  if (box) box.style.display = gen && gen.offsetParent !== null ? 'none' : '';
+}, 30)
+"""
+
+# Plotly clicks have no gradio event. A hidden gr.HTML polls for its plot's div, binds
+# plotly_click once per Plotly emitter (Gradio redraws with Plotly.react, which keeps listeners),
+# and fires its own click event with the fields that `fields` picks from the clicked point.
+PLOT_CLICK_JS = """
+const bind = () => {
+  for (const gd of document.querySelectorAll('%(selector)s .js-plotly-plot')) {
+    if (typeof gd.on !== 'function' || gd.__aeEmitter === gd._ev) continue;
+    gd.on('plotly_click', (ev) => {
+      const p = ev && ev.points && ev.points[0];
+      if (p) trigger('click', {%(fields)s});
+    });
+    gd.__aeEmitter = gd._ev;
+  }
+};
+bind();
+setInterval(bind, 300);
 """
 
 
+def plot_click_bridge(selector: str, fields: str) -> gr.HTML:
+    return gr.HTML("", visible="hidden", js_on_load=PLOT_CLICK_JS % {"selector": selector, "fields": fields})
+
+
 def launch_options() -> dict[str, Any]:
-    """The look and the click bridge; pass to `demo.launch(**launch_options())`."""
-    return {"theme": THEME, "css": CSS, "js": PAGE_JS}
+    """The look; pass to `demo.launch(**launch_options())`."""
+    return {"theme": THEME, "css": CSS}
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,

@@ -149,6 +149,13 @@ def matrix_table(bd: Breakdown, matrix: np.ndarray, dims: int = MATRIX_DIMS) -> 
     return table
 
 
+def symbol(name: str) -> str:
+    """A step's symbol, the left side of its formula (`Q_i`, `LN(x_i)`), else its title."""
+    step = STEP_BY_NAME[name]
+    left, sep, _ = step.formula.partition(" = ")
+    return left if sep and len(left) <= 12 else step.title
+
+
 def step_note(bd: Breakdown, name: str) -> str:
     """What part of a long step the table shows."""
     value = getattr(bd, name)
@@ -156,12 +163,12 @@ def step_note(bd: Breakdown, name: str) -> str:
         where = "the model's prediction" if bd.is_final else "a logit-lens guess (not the last layer)"
         return f"Top {len(value)} next tokens: {where}."
     if isinstance(value, np.ndarray) and value.ndim == 2:
-        n = bd.query + 1
-        keys = len(shown_keys(bd))
-        which = f"all {n} keys" if keys == n else f"the {keys} of {n} keys with the largest attention weight"
-        return f"Table: {which}; first {min(MATRIX_DIMS, value.shape[1])} of {value.shape[1]} dims."
-    if isinstance(value, np.ndarray) and name not in ("scores", "scaled", "masked", "pattern"):
-        return f"Table: first {min(VECTOR_DIMS, len(value))} of {len(value)} dims."
+        n, keys, dims = bd.query + 1, len(shown_keys(bd)), value.shape[1]
+        parts = [] if keys == n else [f"the {keys} of {n} keys with the largest attention weight"]
+        parts += [] if dims <= MATRIX_DIMS else [f"the first {MATRIX_DIMS} of {dims} dims"]
+        return f"Table: {'; '.join(parts)}." if parts else ""
+    if isinstance(value, np.ndarray) and value.ndim == 1 and name not in ("scores", "scaled", "masked", "pattern"):
+        return f"Table: the first {VECTOR_DIMS} of {len(value)} dims." if len(value) > VECTOR_DIMS else ""
     return ""
 
 
@@ -193,8 +200,7 @@ def step_table(bd: Breakdown, name: str) -> pd.DataFrame:
     value = np.asarray(getattr(bd, name))
     if value.ndim == 2:
         return matrix_table(bd, value)
-    title = STEP_BY_NAME[name].title
-    return vector_table(value, title.split(" ")[-1] if name in ("q", "context") else name)
+    return vector_table(value, symbol(name))
 
 
 def selection_markdown(bd: Breakdown) -> str:

@@ -1,0 +1,107 @@
+"""Serving the app on a free local port, and driving Chromium through Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(model: str | None = None, **build: Any) -> Iterator[tuple[Any, str]]:
+    """Build and launch the app in this process (its own server thread); yields (demo, url)."""
+    from explorer.app import build_app, launch
+
+    demo = build_app(model=model, device="cpu", **build)
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def require_chromium() -> str:
+    """The Chromium binary, or skip (fail under CI, where a missing browser is a broken setup)."""
+    path = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
+    if not path:
+        message = f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(path)
+
+
+def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def plot_point(page: Any, selector: str, x: float, y: float) -> tuple[float, float]:
+    """Page pixel coordinates of data point (x, y) in the Plotly plot under `selector`."""
+    return tuple(
+        page.evaluate(
+            """([sel, x, y]) => {
+                const gd = document.querySelector(sel + ' .js-plotly-plot');
+                const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+                return [box.left + xa.l2p(x), box.top + ya.l2p(y)];
+            }""",
+            [selector, x, y],
+        )
+    )
+
+
+def click_at(page: Any, x: float, y: float) -> None:
+    """Hover, then click: Plotly reports a click on the point it last hovered."""
+    page.mouse.move(x, y)
+    page.wait_for_timeout(250)
+    page.mouse.down()
+    page.mouse.up()
+
+
+def click_plot(page: Any, selector: str, x: float, y: float) -> None:
+    page.locator(selector).scroll_into_view_if_needed()
+    px, py = plot_point(page, selector, x, y)
+    click_at(page, px, py)
+
+
+def plot_json(page: Any, selector: str) -> dict:
+    """The data and layout Plotly drew, as plain JSON."""
+    return page.evaluate(
+        """(sel) => {
+            const gd = document.querySelector(sel + ' .js-plotly-plot');
+            if (!gd || !gd.data) return null;
+            return JSON.parse(JSON.stringify({data: gd.data.map(t => ({type: t.type, name: t.name,
+                customdata: t.customdata ? Array.from(t.customdata) : null})),
+                title: gd.layout.title && gd.layout.title.text}));
+        }""",
+        selector,
+    )

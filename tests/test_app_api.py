@@ -1,0 +1,208 @@
+"""The app's API through gradio_client, against a launched app on the tiny random checkpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_util import serve
+
+from explorer.arithmetic import STEPS
+from explorer.errors import ModelLoadError
+
+pytest.importorskip("gradio_client")
+from gradio_client import Client  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+PROMPT = "When Mary and John went to the store, John gave a drink to"
+
+
+@pytest.fixture(scope="module")
+def app(tiny_path: Path):
+    with serve(str(tiny_path)) as (demo, url):
+        yield demo, url
+
+
+@pytest.fixture
+def client(app) -> Client:
+    return Client(app[1], verbose=False)
+
+
+def plot(value: dict) -> dict:
+    """A gr.Plot output: {"type": "plotly", "plot": "<figure json>"} -> the figure dict."""
+    assert value["type"] == "plotly"
+    return json.loads(value["plot"])
+
+
+def array(value: list | dict) -> np.ndarray:
+    """A Plotly array, either a plain list or the base64 typed-array form {"dtype", "bdata"}."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value)
+
+
+def steps_in(outputs: tuple) -> dict[str, dict]:
+    """Each step's card HTML and table, keyed by step title, from a selection response."""
+    found: dict[str, dict] = {}
+    current = None
+    for value in outputs:
+        if isinstance(value, str) and "ae-step-title" in value:
+            current = re.search(r'</span>(.*?)</div>', value).group(1)
+            found[current] = {"card": value}
+        elif current and isinstance(value, dict) and "headers" in value:
+            found[current]["table"] = value
+    return found
+
+
+def column(table: dict, name: str) -> list:
+    i = table["headers"].index(name)
+    return [row[i] for row in table["data"]]
+
+
+def step_pct(text: str, label: str) -> float:
+    return float(re.search(label + r" = ([0-9.]+)%", text).group(1)) / 100
+
+
+# --- analysis -----------------------------------------------------------------------------
+
+
+def test_analyze_counts_tokens_and_draws_every_head(client: Client, tiny) -> None:
+    out = client.predict(PROMPT, 0, 0, False, api_name="/analyze")
+    n = len(tiny.tokenizer(PROMPT)["input_ids"])
+    status, tokens_html, overview = out[0], out[1], plot(out[2])
+    assert f"Analyzed {n} tokens" in status
+    assert tokens_html.count("data-pos=") == n
+    heat = overview["data"][0]
+    assert heat["type"] == "heatmap"
+    assert heat["meta"]["n_layer"] == tiny.n_layer and heat["meta"]["n_head"] == tiny.n_head
+    detail = plot(out[6])
+    assert detail["data"][0]["type"] == "heatmap"
+    assert "Layer 0, head 0" in detail["layout"]["title"]["text"]
+
+
+def test_breakdown_steps_match_the_model(client: Client) -> None:
+    client.predict(PROMPT, 0, 0, False, api_name="/analyze")
+    out = client.predict(1, 2, 3, False, api_name="/breakdown")
+    assert "Layer 1, head 2" in plot(out[2])["layout"]["title"]["text"]
+    steps = steps_in(out)
+    assert list(steps) == [step.title for step in STEPS]  # every step, labels from STEPS
+    for title in ("Query Q_i", "Keys K_j", "Softmax: the attention row", "Context C_i"):
+        assert "✓ matches the model" in steps[title]["card"], title
+    weights = column(steps["Softmax: the attention row"]["table"], "weight")
+    assert len(weights) == 4  # keys 0..3 for query 3
+    assert sum(weights) == pytest.approx(1.0, abs=1e-3)
+    masked = column(steps["Causal mask"]["table"], "masked score")
+    assert masked[4:] == ["−∞"] * len(masked[4:]) and len(masked) > 4
+
+
+def test_breakdown_before_analyze_says_what_to_do(client: Client) -> None:
+    out = client.predict(0, 0, 0, False, api_name="/breakdown")
+    assert "Analyze a prompt first" in out[0]
+
+
+def test_empty_prompt_is_a_message_not_a_traceback(client: Client) -> None:
+    out = client.predict("   ", 0, 0, False, api_name="/analyze")
+    assert "The prompt is empty" in out[0]
+    assert "Traceback" not in out[0]
+
+
+def test_sessions_are_separate(app, tiny) -> None:
+    a, b = Client(app[1], verbose=False), Client(app[1], verbose=False)
+    a.predict("one two three four five six", 0, 0, False, api_name="/analyze")
+    b.predict("Hello", 0, 0, False, api_name="/analyze")
+    out = a.predict(0, 0, 5, False, api_name="/breakdown")  # position 5 exists only in a's prompt
+    assert "query token 5" in out[4]
+    last = len(tiny.tokenizer("Hello")["input_ids"]) - 1
+    assert f"query token {last}" in b.predict(0, 0, 5, False, api_name="/breakdown")[4]  # clamped to b's prompt
+
+
+# --- generation ---------------------------------------------------------------------------
+
+
+def settings(greedy: bool = True) -> tuple:
+    return (greedy, 1.0, 0, 1.0, 0)  # greedy, temperature, top_k, top_p, seed
+
+
+def test_step_chooses_the_most_likely_token_when_greedy(client: Client) -> None:
+    out = client.predict(PROMPT, *settings(), 0, -1, api_name="/step")
+    status, text, step_md, dist = out[0], out[1], out[2], plot(out[3])
+    assert "Generating from the prompt" in status
+    assert text.count("ae-gen") == 1
+    p = step_pct(step_md, "model p")
+    assert 0 < p <= 1
+    model_probs = array(dist["data"][0]["x"])
+    assert p == pytest.approx(float(model_probs.max()), abs=1e-4)  # greedy: the top bar is chosen
+    assert "chosen" in json.dumps(dist["layout"].get("annotations", []))
+    assert len(json.dumps(out)) < 50_000  # a step's update stays small
+
+
+def test_run_streams_one_update_per_token(client: Client) -> None:
+    job = client.submit(PROMPT, 5, *settings(greedy=False), 0, -1, api_name="/run")
+    updates = list(job)
+    assert len(updates) == 5
+    final = job.outputs()[-1]
+    assert final[1].count("ae-gen") == 5
+    probabilities = [step_pct(u[2], "model p") for u in updates]
+    assert all(0 < p <= 1 for p in probabilities)
+
+
+def test_force_rewind_and_errors(client: Client) -> None:
+    client.predict(PROMPT, *settings(), 0, -1, api_name="/step")
+    forced = client.predict(" the", PROMPT, *settings(), 0, -1, api_name="/force")
+    assert "forced by you" in forced[2]
+    assert forced[1].count("ae-gen") == 2 and "ae-forced" in forced[1]
+    too_long = client.predict("two words", PROMPT, *settings(), 0, -1, api_name="/force")
+    assert "not one" in too_long[0]
+    rewound = client.predict(0, -1, api_name="/rewind")
+    assert "1 generated tokens remain" in rewound[0]
+    assert rewound[1].count("ae-gen") == 1
+    client.predict(0, -1, api_name="/rewind")
+    nothing = client.predict(0, -1, api_name="/rewind")
+    assert "Nothing to rewind" in nothing[0]
+
+
+def test_top_k_limits_the_sampled_distribution(client: Client) -> None:
+    out = client.predict(PROMPT, False, 1.0, 3, 1.0, 0, 0, -1, api_name="/step")  # top-k 3
+    model, warped = (array(trace["x"]) for trace in plot(out[3])["data"])
+    assert len(warped) == 3 and len(model) >= 3
+    assert warped.sum() == pytest.approx(1.0, abs=1e-4)  # renormalised over the three
+    assert step_pct(out[2], "after settings p") >= step_pct(out[2], "model p")
+
+
+def test_out_of_range_settings_are_refused(client: Client) -> None:
+    with pytest.raises(AppError, match="minimum"):
+        client.predict(PROMPT, False, 1.0, 0, 0.0, 0, 0, -1, api_name="/step")  # top-p 0
+
+
+# --- models and modes -----------------------------------------------------------------------
+
+
+def test_a_model_that_cannot_load_keeps_the_previous_one(client: Client, tmp_path: Path) -> None:
+    out = client.predict(str(tmp_path / "missing"), api_name="/load_model")
+    assert "previous model keeps serving" in out[0]
+    assert "Analyzed" in client.predict(PROMPT, 0, 0, False, api_name="/analyze")[0]
+
+
+def test_hosted_mode_allows_listed_models_only(tiny, tiny_path: Path) -> None:
+    with pytest.raises(ModelLoadError):
+        with serve(str(tiny_path), hosted=True):
+            pass
+    with serve(None, hosted=True, loaded=tiny) as (_, url):
+        client = Client(url, verbose=False)
+        with pytest.raises(AppError, match="not in the list of choices"):  # the picker refuses it
+            client.predict(str(tiny_path), api_name="/load_model")
+        api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert {"/analyze", "/breakdown", "/step", "/run", "/force", "/rewind"} <= set(api)
+
+
+def test_cli_help_runs() -> None:
+    result = subprocess.run([sys.executable, "-m", "explorer", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    for flag in ("--model", "--host", "--port", "--share", "--device", "--hosted"):
+        assert flag in result.stdout
