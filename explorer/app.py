@@ -121,6 +121,7 @@ class Session:
     generation: GenerationSession | None = None
     gen_prompt: str = ""
     steps: dict[int, StepResult] = field(default_factory=dict)  # recent steps by position
+    shown_position: int | None = None  # the position whose distribution the chart shows
 
 
 @dataclass(frozen=True)
@@ -452,7 +453,7 @@ def _heads_tab() -> tuple[gr.Plot, gr.Plot, gr.Markdown]:
 
 def _steps_tab() -> tuple[gr.Markdown, tuple[StepPanel, ...]]:
     selection = gr.Markdown("Analyze a prompt, then pick a layer, head and query token.",
-                            elem_classes=["ae-selection-line"])
+                            elem_id="ae-selection-line", elem_classes=["ae-selection-line"])
     panels = []
     for step in STEPS:
         with gr.Row(equal_height=False, elem_classes=["ae-step-row"]):
@@ -483,7 +484,8 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
             c["step_md"] = gr.Markdown("", elem_id="ae-gen-step")
             c["dist"] = gr.Plot(placeholder("The next-token distribution appears here."), show_label=False,
                                 elem_id="ae-dist")
-            gr.Markdown("**Click a bar** to force that token instead, or type one:", elem_classes=["ae-help"])
+            gr.Markdown("**Click a bar** to use that token instead of the chosen one, or type a token to add "
+                        "next:", elem_classes=["ae-help"])
             with gr.Row(equal_height=True):
                 c["force_text"] = gr.Textbox(label="Force a token", placeholder="e.g. ␣Paris (one token)",
                                              scale=3, elem_id="ae-force-text")
@@ -781,6 +783,7 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
                 fresh: bool, message: str = "") -> dict[Any, Any]:
         if fresh and not message:
             message = f"Generating from the prompt ({gen.prompt_len} tokens)."
+        session.shown_position = len(gen.ids) if result is None else result.position
         out = {status: message, ctx.session: session}
         out |= attn_selectors(gen, layer, head) if fresh else {}
         return out | _generation_view(panels, gen, result, layer, head)
@@ -817,18 +820,27 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
             token_id = int(evt.token_id)  # type: ignore[attr-defined]
         except (AttributeError, TypeError, ValueError) as err:
             raise ExplorerError("That bar has no token to force.") from err
+        # The chart shows the distribution a token was drawn from: a bar there replaces that token.
+        gen, shown = session.generation, session.shown_position
+        message = ""
+        if gen is not None and shown is not None and session.gen_prompt == prompt and shown < len(gen.ids):
+            take_back(session, gen, len(gen.ids) - shown)
+            message = "Replaced the chosen token with the one you clicked."
         gen, result, fresh = one_step(prompt, session, (greedy, temperature, top_k, top_p, seed), token_id)
-        return respond(session, gen, result, layer, head, fresh)
+        return respond(session, gen, result, layer, head, fresh, message)
+
+    def take_back(session: Session, gen: GenerationSession, n: int) -> None:
+        with ctx.models.lock(gen.loaded):
+            gen.rewind(n)
+        for position in [p for p in session.steps if p >= len(gen.ids)]:
+            del session.steps[position]
 
     @guard
     def rewind(session: Session, layer: Any, head: Any) -> dict[Any, Any]:
         gen = session.generation
         if gen is None or not gen.generated:
             raise ExplorerError("Nothing to rewind: no tokens have been generated yet.")
-        with ctx.models.lock(gen.loaded):
-            gen.rewind(1)
-        for position in [p for p in session.steps if p >= len(gen.ids)]:
-            del session.steps[position]
+        take_back(session, gen, 1)
         result = session.steps.get(len(gen.ids) - 1) if gen.generated else None
         message = f"Took back one token; {len(gen.generated)} generated tokens remain."
         return respond(session, gen, result, layer, head, False, message)
@@ -847,6 +859,7 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         if gen is None:
             return {status: ""}
         gen.configure(**_settings(greedy, temperature, top_k, top_p, seed))
+        session.shown_position = len(gen.ids)
         return {status: "", panels.dist: _preview_figure(gen),
                 panels.gen_step: "Settings changed: the chart now shows the next token's distribution with them."}
 
@@ -927,7 +940,9 @@ THEME = gr.themes.Soft(
 )
 
 CSS = """
-.gradio-container { max-width: 1600px !important; margin: 0 auto; }
+.gradio-container { max-width: min(1600px, 100%) !important; margin: 0 auto; }
+.ae-step-row .column { min-width: 0 !important; }
+.ae-step-table { max-width: 100%; overflow-x: auto; }
 .ae-brand h1 { font-size: 1.7rem; margin: 0 0 .2rem 0; font-weight: 700; letter-spacing: -.01em; }
 .ae-brand p { margin: 0; color: var(--body-text-color-subdued); }
 .ae-model { font-size: .92rem; }

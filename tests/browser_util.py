@@ -99,7 +99,8 @@ def plot_json(page: Any, selector: str) -> dict:
         """(sel) => {
             const gd = document.querySelector(sel + ' .js-plotly-plot');
             if (!gd || !gd.data) return null;
-            return JSON.parse(JSON.stringify({data: gd.data.map(t => ({type: t.type, name: t.name,
+            // _fullData: Plotly has decoded the base64 typed arrays there.
+            return JSON.parse(JSON.stringify({data: gd._fullData.map(t => ({type: t.type, name: t.name,
                 customdata: t.customdata ? Array.from(t.customdata) : null})),
                 title: gd.layout.title && gd.layout.title.text}));
         }""",
