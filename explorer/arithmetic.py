@@ -205,6 +205,10 @@ def check_indices(analysis: Analysis, layer: int, head: int, query: int) -> tupl
 
 def decode(analysis: Analysis, residual: np.ndarray, top_k: int = 10) -> tuple[pd.DataFrame, np.ndarray]:
     """Final layer norm, LM head and softmax on one residual vector: (top-k table, all logits)."""
+    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
+        raise ExplorerError(
+            f"The number of top tokens must be a whole number ≥ 1 (got {reprlib.repr(top_k)})."
+        )
     w = analysis.weights
     normed = layer_norm(residual.astype(np.float64), w.ln_f_w, w.ln_f_b, w.eps)
     logits = w.unembed.astype(np.float64) @ normed

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -206,8 +207,25 @@ def check_folder(path: Path) -> dict:
     return config
 
 
-def resolve(source: str | None) -> tuple[str, Path | str, str, bool]:
+def _check_repo_id(source: str) -> None:
+    try:
+        from huggingface_hub.utils import validate_repo_id
+    except ImportError:  # pragma: no cover
+        return
+    try:
+        validate_repo_id(source)
+    except ValueError as err:
+        raise ModelLoadError(
+            f"{reprlib.repr(source)} is neither a model folder here nor a Hugging Face model id (such as gpt2)."
+        ) from err
+
+
+def resolve(source: str | os.PathLike | None) -> tuple[str, Path | str, str, bool]:
     """(name, folder or hub id, reason, needs_network) for a model source."""
+    if isinstance(source, os.PathLike):
+        source = str(os.fspath(source))
+    if source is not None and not isinstance(source, str):
+        raise ModelLoadError(f"A model is named by a hub id or a folder path, not {type(source).__name__}.")
     if source in (None, "", "auto", "default"):
         cached = _cached_hub_folder("gpt2")
         if cached is not None:
@@ -221,10 +239,16 @@ def resolve(source: str | None) -> tuple[str, Path | str, str, bool]:
     if source in (BUNDLED, BUNDLED_NAME, "demo"):
         return BUNDLED_NAME, bundled_path(), "The bundled demo model was asked for.", False
     path = Path(source).expanduser()
-    if path.exists() or source.startswith((".", "/", "~")):
-        if not path.is_dir():
-            raise ModelLoadError(f"No model folder at {source}.")
+    try:
+        is_folder = path.is_dir()
+        is_local = is_folder or path.exists() or source.startswith((".", "/", "~"))
+    except (OSError, ValueError):  # a name too long, or one the file system cannot hold
+        is_folder, is_local = False, source.startswith((".", "/", "~"))
+    if is_local:
+        if not is_folder:
+            raise ModelLoadError(f"No model folder at {reprlib.repr(source)}.")
         return path.name, path, f"Loaded from the local folder {path}.", False
+    _check_repo_id(source)
     cached = _cached_hub_folder(source)
     if cached is not None:
         return source, cached, f"{source} was found in the local Hugging Face cache.", False
@@ -232,7 +256,7 @@ def resolve(source: str | None) -> tuple[str, Path | str, str, bool]:
 
 
 def load_model(
-    source: str | None = None, device: str | None = None, progress: Progress | None = None
+    source: str | os.PathLike | None = None, device: str | None = None, progress: Progress | None = None
 ) -> LoadedModel:
     """Load a GPT-2 model and its tokenizer.
 
@@ -303,7 +327,10 @@ def load_model(
         ) from err
     finally:
         hf_logging.set_verbosity(verbosity)
-    model.to(chosen).eval()  # type: ignore[arg-type]  # transformers types `to` as unbound
+    try:
+        model.to(chosen).eval()  # type: ignore[arg-type]  # transformers types `to` as unbound
+    except (RuntimeError, AssertionError, ValueError) as err:  # no such device, or torch built without it
+        raise ModelLoadError(f"Cannot run the model on the device {chosen!r}: {err}") from err
     report(1.0, f"{name} is ready.")
     return LoadedModel(
         model=model,
@@ -316,7 +343,7 @@ def load_model(
     )
 
 
-def _explain(source: str | None, err: OSError) -> str:
+def _explain(source: object, err: OSError) -> str:
     text = str(err)
     if "not a valid model identifier" in text or "404" in text or "Repository Not Found" in text:
         return f"There is no model called {source!r} on the Hugging Face Hub."

@@ -192,3 +192,9 @@ def test_unsupported_activation_is_an_explorer_error(tiny):
     analysis = analyze(loaded, TEXT)
     with pytest.raises(ExplorerError, match="activation 'silu' is not supported"):
         breakdown(analysis, 0, 0, 3)
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 2.5, "3", True, None])
+def test_bad_top_k_is_an_explorer_error(analysis, top_k):
+    with pytest.raises(ExplorerError, match="number of top tokens"):
+        breakdown(analysis, 0, 0, 0, top_k=top_k)

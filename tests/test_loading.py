@@ -311,3 +311,29 @@ def test_a_file_is_not_a_model_folder(tiny_path):
 def test_model_load_error_is_an_explorer_error():
     assert issubclass(ModelLoadError, ExplorerError)
     assert issubclass(ExplorerError, ValueError)
+
+
+def test_a_path_object_is_a_folder(tiny_path, tmp_path):
+    loaded = load_model(tiny_path, device="cpu")
+    assert loaded.name == tiny_path.name and loaded.source == str(tiny_path)
+    with pytest.raises(ModelLoadError, match="No model folder"):
+        load_model(tmp_path / "missing", device="cpu")
+
+
+@pytest.mark.parametrize("source", ["a/b/c", "bad id!", "-gpt2", "x" * 200])
+def test_invalid_hub_ids_are_explained_without_network(source, monkeypatch):
+    monkeypatch.setattr(loading.socket, "create_connection", lambda *a, **k: pytest.fail("connected"))
+    with pytest.raises(ModelLoadError, match="neither a model folder here nor a Hugging Face model id"):
+        load_model(source, device="cpu")
+
+
+@pytest.mark.parametrize("source", [5, 2.5, ["gpt2"], b"gpt2"])
+def test_a_source_that_is_not_text_is_a_model_load_error(source):
+    with pytest.raises(ModelLoadError, match="hub id or a folder path"):
+        load_model(source, device="cpu")
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:99", "no-such-device"])
+def test_an_unusable_device_is_a_model_load_error(tiny_path, device):
+    with pytest.raises(ModelLoadError, match="Cannot run the model on the device"):
+        load_model(str(tiny_path), device=device)

@@ -6,19 +6,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from explorer import ExplorerError, GenerationSession, analyze, breakdown
+import explorer.loading as loading
+from explorer import ExplorerError, GenerationSession, analyze, breakdown, load_model
 from explorer.capture import clean_text
 
-# Small enough that the file runs in well under 40 s on the tiny model on a busy CI machine.
-SETTINGS = settings(
-    max_examples=60,
-    deadline=None,
-    database=None,  # no .hypothesis/ folder in the checkout; a failure prints its reproducing example
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+
+def fuzz(max_examples: int):
+    """Few enough examples that the file runs in well under 40 s on the tiny model."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,  # no .hypothesis/ folder in the checkout; a failure prints its reproducing example
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+
 
 NASTY = [
     "\x00",
@@ -94,8 +98,13 @@ def check_analysis(tiny, text: str, analysis) -> None:
     assert len(analysis.tokens) == analysis.n_pos and all(analysis.tokens)
 
 
-@SETTINGS
-@given(text=texts, picks=st.lists(st.tuples(indices, indices, indices), max_size=3))
+@fuzz(60)
+@given(
+    text=texts,
+    picks=st.lists(
+        st.tuples(indices, indices, indices, st.one_of(st.integers(-2, 9000), anything)), max_size=3
+    ),
+)
 def test_analyze_and_breakdown_accept_anything(tiny, text, picks):
     analysis = attempt(analyze, tiny, text)
     if analysis is None:
@@ -103,15 +112,15 @@ def test_analyze_and_breakdown_accept_anything(tiny, text, picks):
         text = "The cat sat."
         analysis = analyze(tiny, text)  # a normal call still works
     check_analysis(tiny, text, analysis)
-    for layer, head, query in picks:
-        result = attempt(breakdown, analysis, layer, head, query)
+    for layer, head, query, top_k in picks:
+        result = attempt(breakdown, analysis, layer, head, query, top_k=top_k)
         if result is not None:
             assert result.pattern.sum() == pytest.approx(1.0, abs=1e-5)
             assert all(d is None or d <= 1e-4 for d in result.deviation.values())
     assert breakdown(analysis, 1, 3, analysis.n_pos - 1).is_final
 
 
-@SETTINGS
+@fuzz(60)
 @given(text=st.one_of(texts, junk, numbers), max_tokens=st.one_of(st.none(), indices))
 def test_analyze_accepts_any_arguments(tiny, text, max_tokens):
     analysis = attempt(analyze, tiny, text, max_tokens=max_tokens)
@@ -138,7 +147,7 @@ def check_session(tiny, session: GenerationSession, prompt_ids: list[int]) -> No
     assert raw.sum() == pytest.approx(1.0, abs=1e-4) and warped.sum() == pytest.approx(1.0, abs=1e-4)
 
 
-@SETTINGS
+@fuzz(40)
 @given(
     prompt=texts,
     temperature=st.one_of(st.floats(0, 3), anything),
@@ -170,3 +179,24 @@ def test_generation_session_accepts_anything(tiny, prompt, temperature, top_k, t
     if not session.finished:
         session.step()
     check_session(tiny, session, prompt_ids)
+
+
+@fuzz(40)
+@given(
+    source=st.one_of(
+        texts, junk, numbers, st.sampled_from(["/", ".", "..", "~", "gpt2", "x" * 5000, "a/b/c"])
+    ),
+    device=st.one_of(st.none(), st.sampled_from(["cpu", "auto", "gpu", "", "cuda:99"]), st.text(max_size=8)),
+)
+@example(source="x" * 5000, device="cpu")
+@example(source="/" + "x" * 5000, device="cpu")
+@example(source="a\x00b", device="cpu")
+@example(source="\ud800", device="cpu")
+@example(source=".", device="gpu")
+def test_load_model_accepts_anything(tiny_path, monkeypatch, source, device):
+    monkeypatch.setattr(loading, "_cached_hub_folder", lambda repo_id: None)  # never a real hub model
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout=1.5: False)  # never the network
+    loaded = attempt(load_model, source, device=device)
+    if loaded is not None:
+        assert loaded.model.config._attn_implementation == "eager"
+    assert loading.resolve(str(tiny_path))[1] == tiny_path  # a normal call still works
