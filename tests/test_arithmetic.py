@@ -198,3 +198,11 @@ def test_unsupported_activation_is_an_explorer_error(tiny):
 def test_bad_top_k_is_an_explorer_error(analysis, top_k):
     with pytest.raises(ExplorerError, match="number of top tokens"):
         breakdown(analysis, 0, 0, 0, top_k=top_k)
+
+
+def test_bundled_model_agrees_with_itself(bundled):
+    analysis = analyze(bundled, "In the beginning God created the heaven and the earth. " * 12)
+    for layer in range(analysis.n_layer):
+        for head in range(analysis.n_head):
+            for query in (0, analysis.n_pos // 2, analysis.n_pos - 1):
+                assert_agrees(breakdown(analysis, layer, head, query))

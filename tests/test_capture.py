@@ -221,3 +221,13 @@ def test_bad_max_tokens_is_an_explorer_error(tiny, max_tokens):
 def test_empty_or_non_text_prompt_is_an_explorer_error(tiny, text):
     with pytest.raises(ExplorerError, match="empty"):
         analyze(tiny, text)
+
+
+def test_bundled_model_long_text(bundled):
+    text = "When Mary and John went to the store, John gave a drink to Mary. " * 120
+    analysis = analyze(bundled, text)
+    assert analysis.n_pos == bundled.n_ctx == 1024 and analysis.truncated > 0
+    with torch.inference_mode():
+        out = bundled.model(torch.from_numpy(analysis.token_ids)[None], output_attentions=True)
+    assert np.abs(analysis.pattern - torch.stack([a[0] for a in out.attentions]).numpy()).max() <= 1e-6
+    assert np.abs(analysis.logits - out.logits[0].numpy()).max() <= 1e-4

@@ -361,3 +361,29 @@ def test_text_is_the_decoded_ids(tiny):
     session = GenerationSession(tiny, PROMPT)
     session.force(" Mary")
     assert session.text == PROMPT + " Mary"
+
+
+def test_bundled_model_cache_greedy_and_sampling_agree_with_generate(bundled):
+    session = GenerationSession(bundled, "In the beginning God created", greedy=True)
+    prompt_ids = list(session.ids)
+    expected = generate(bundled, prompt_ids, do_sample=False, max_new_tokens=30)[0].tolist()
+    while len(session.ids) < len(expected) and not session.finished:
+        session.step()
+    assert session.ids == expected
+    np.testing.assert_allclose(
+        session.distributions()[0], full_forward_probs(bundled, session.ids), atol=1e-5
+    )
+    session.configure(temperature=0.8, top_k=40, top_p=0.95)
+    out = generate(
+        bundled,
+        session.ids,
+        do_sample=True,
+        temperature=0.8,
+        top_k=40,
+        top_p=0.95,
+        max_new_tokens=1,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    theirs = torch.softmax(out.scores[0][0].double(), -1).numpy()
+    np.testing.assert_allclose(session.distributions()[1], theirs, atol=1e-5)

@@ -337,3 +337,10 @@ def test_a_source_that_is_not_text_is_a_model_load_error(source):
 def test_an_unusable_device_is_a_model_load_error(tiny_path, device):
     with pytest.raises(ModelLoadError, match="Cannot run the model on the device"):
         load_model(str(tiny_path), device=device)
+
+
+def test_bundled_model_loads_eager_and_says_so(bundled):
+    assert bundled.name == "demo-gpt2" and bundled.is_bundled
+    assert bundled.model.config._attn_implementation == "eager" and not bundled.model.training
+    assert bundled.reason == "The bundled demo model was asked for."
+    assert len(bundled.tokenizer) == bundled.model.config.vocab_size
