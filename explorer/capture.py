@@ -7,6 +7,7 @@ nothing of GPT-2 is re-implemented here.
 from __future__ import annotations
 
 import reprlib
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,9 @@ from explorer.loading import LoadedModel, ModelWeights
 
 # How whitespace and control characters are drawn so that a reader can see them.
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+# Shown as escapes: controls, format characters (zero-width, direction marks and isolates, BOM),
+# other spaces and separators, private-use and unassigned code points.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn", "Cs"})
 
 
 def display_token(raw: bytes) -> str:
@@ -29,8 +33,8 @@ def display_token(raw: bytes) -> str:
     for ch in text:
         if ch in _VISIBLE:
             out.append(_VISIBLE[ch])
-        elif ord(ch) < 32 or ord(ch) == 127 or 0x200B <= ord(ch) <= 0x200F or 0x202A <= ord(ch) <= 0x202E:
-            out.append(f"\\u{ord(ch):04x}")  # control, zero-width and direction marks
+        elif unicodedata.category(ch) in _INVISIBLE:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
         else:
             out.append(ch)
     return "".join(out) or "∅"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 import explorer.loading as loading
 from explorer import ExplorerError, GenerationSession, analyze, breakdown, load_model
-from explorer.capture import clean_text
+from explorer.capture import clean_text, display_token
 
 
 def fuzz(max_examples: int):
@@ -200,3 +201,11 @@ def test_load_model_accepts_anything(tiny_path, monkeypatch, source, device):
     if loaded is not None:
         assert loaded.model.config._attn_implementation == "eager"
     assert loading.resolve(str(tiny_path))[1] == tiny_path  # a normal call still works
+
+
+@fuzz(200)
+@given(text=st.text(st.characters(codec="utf-8"), min_size=1, max_size=20))
+def test_display_token_hides_nothing(text):
+    shown = display_token(text.encode("utf-8"))
+    assert shown and not any(ch in shown for ch in " \n\t\r")
+    assert all(unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn") for ch in shown)
