@@ -33,10 +33,13 @@ from explorer.loading import BUNDLED, LoadedModel, Progress, assets_dir, load_mo
 log = logging.getLogger(__name__)
 
 HOSTED_MODELS = (BUNDLED, "gpt2", "distilgpt2", "gpt2-medium")
-MODEL_CHOICES = (("bundled demo model", BUNDLED), ("gpt2", "gpt2"), ("distilgpt2", "distilgpt2"),
-                 ("gpt2-medium", "gpt2-medium"))
-DETAIL_FULL_TOKENS = 320  # up to this many tokens the head detail shows every query row
-DETAIL_WINDOW = 160  # beyond it, this many query rows around the selected query
+MODEL_CHOICES = (
+    ("bundled demo model", BUNDLED),
+    ("gpt2", "gpt2"),
+    ("distilgpt2", "distilgpt2"),
+    ("gpt2-medium", "gpt2-medium"),
+)
+DETAIL_MAX_CELLS = 320 * 320  # beyond this the head detail shows a window of query rows
 KEPT_STEPS = 64  # recent generation steps kept for their attention rows
 CONCURRENCY = 4
 
@@ -67,8 +70,9 @@ class ModelCache:
     so two passes on one model at once would see each other's tensors.
     """
 
-    def __init__(self, device: str | None, capacity: int = 2,
-                 loader: Callable[..., LoadedModel] = load_model) -> None:
+    def __init__(
+        self, device: str | None, capacity: int = 2, loader: Callable[..., LoadedModel] = load_model
+    ) -> None:
         self.device = device
         self.capacity = capacity
         self._loader = loader
@@ -151,8 +155,10 @@ class Context:
 def _message(err: BaseException) -> str:
     if isinstance(err, ExplorerError):
         return str(err)
-    return (f"Something went wrong ({type(err).__name__}). What you typed is kept; "
-            "try again, and if it keeps happening the server log has the details.")
+    return (
+        f"Something went wrong ({type(err).__name__}). What you typed is kept; "
+        "try again, and if it keeps happening the server log has the details."
+    )
 
 
 def _status_error(text: str) -> str:
@@ -178,7 +184,9 @@ def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[...,
     return wrap
 
 
-def guarded_stream(status: gr.Markdown) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+def guarded_stream(
+    status: gr.Markdown,
+) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
     def wrap(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
         @wraps(fn)
         def handler(*args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -204,8 +212,15 @@ def _progress(progress: Any) -> Progress:
 
 def placeholder(message: str, height: int = 260) -> go.Figure:
     fig = go.Figure()
-    fig.add_annotation(text=views.esc(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 15, "color": "#64748b"})
+    fig.add_annotation(
+        text=views.esc(message),
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        font={"size": 15, "color": "#64748b"},
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(template="plotly_white", height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10})
@@ -224,11 +239,14 @@ def detail(analysis: Analysis, layer: int, head: int | None, query: int) -> tupl
     n = analysis.n_pos
     note = ""
     lo, hi = 0, n
-    if n > DETAIL_FULL_TOKENS:  # a window of query rows keeps the figure small
-        lo = int(np.clip(query - DETAIL_WINDOW // 2, 0, n - DETAIL_WINDOW))
-        hi = lo + DETAIL_WINDOW
-        note = (f"Showing query rows {lo}–{hi - 1} of {n} (around the selected query) so the figure stays "
-                "light; pick another query token to move the window.")
+    if n * n > DETAIL_MAX_CELLS:  # a window of query rows (each as long as its last) keeps it light
+        rows = max(48, DETAIL_MAX_CELLS // n)
+        lo = int(np.clip(query - rows // 2, 0, n - rows))
+        hi = lo + rows
+        note = (
+            f"Showing query rows {lo}–{hi - 1} of {n} (around the selected query) so the figure stays "
+            "light; pick another query token to move the window."
+        )
     fig = figures.head_figure(pattern[lo:hi, :hi], list(analysis.tokens[:hi]), layer, head, query)
     fig.update_layout(height=620)
     return fig, note
@@ -257,18 +275,30 @@ def _keys_figure(bd: Breakdown) -> go.Figure:
 
 
 STEP_FIGURES: dict[str, Callable[[Breakdown], go.Figure]] = {
-    "ln_1": lambda bd: figures.vector_figure(np.vstack([bd.x, bd.ln_1]), [views.symbol("x"), views.symbol("ln_1")],
-                                             "Before and after the layer norm"),
+    "ln_1": lambda bd: figures.vector_figure(
+        np.vstack([bd.x, bd.ln_1]),
+        [views.symbol("x"), views.symbol("ln_1")],
+        "Before and after the layer norm",
+    ),
     "k": _keys_figure,
     "scaled": lambda bd: figures.scores_figure(
         {_title("scores"): bd.scores[: bd.query + 1], _title("scaled"): bd.scaled[: bd.query + 1]},
-        list(bd.tokens), bd.query, lower=()),
+        list(bd.tokens),
+        bd.query,
+        lower=(),
+    ),
     "pattern": lambda bd: figures.attention_row_figure(bd.pattern, list(bd.tokens), bd.query),
-    "context": lambda bd: figures.vector_figure(bd.context[None], [views.symbol("context")], _title("context")),
+    "context": lambda bd: figures.vector_figure(
+        bd.context[None], [views.symbol("context")], _title("context")
+    ),
     "heads_concat": lambda bd: figures.vector_figure(
         bd.heads_concat.reshape(-1, len(bd.context)),
-        [f"head {h}" + (" ◀" if h == bd.head else "") for h in range(len(bd.heads_concat) // len(bd.context))],
-        "Each head's context (one row per head)"),
+        [
+            f"head {h}" + (" ◀" if h == bd.head else "")
+            for h in range(len(bd.heads_concat) // len(bd.context))
+        ],
+        "Each head's context (one row per head)",
+    ),
 }
 
 
@@ -284,7 +314,9 @@ def step_updates(panels: Sequence[StepPanel], bd: Breakdown) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for number, panel in enumerate(panels, start=1):
         step = views.STEP_BY_NAME[panel.name]
-        out[panel.card] = views.step_card(number, step, bd.deviation.get(panel.name), views.step_note(bd, panel.name))
+        out[panel.card] = views.step_card(
+            number, step, bd.deviation.get(panel.name), views.step_note(bd, panel.name)
+        )
         out[panel.table] = views.step_table(bd, panel.name)
         if panel.plot is not None:
             out[panel.plot] = STEP_FIGURES[panel.name](bd)
@@ -316,9 +348,15 @@ class Panels:
     force_text: gr.Textbox
 
 
-def build_app(model: str | None = None, device: str | None = None, hosted: bool = False, *,
-              loaded: LoadedModel | None = None, cache_size: int = 2,
-              extra_tabs: Sequence[Callable[[Context], None]] = ()) -> gr.Blocks:
+def build_app(
+    model: str | None = None,
+    device: str | None = None,
+    hosted: bool = False,
+    *,
+    loaded: LoadedModel | None = None,
+    cache_size: int = 2,
+    extra_tabs: Sequence[Callable[[Context], None]] = (),
+) -> gr.Blocks:
     """The app, with `model` (see load_model) loaded and serving.
 
     `loaded` reuses an already loaded model; `extra_tabs` are called with the Context inside
@@ -339,8 +377,18 @@ def build_app(model: str | None = None, device: str | None = None, hosted: bool 
         prompt, analyze_btn, examples = _prompt_panel()
         status = gr.Markdown("", elem_id="ae-status", elem_classes=["ae-status"])
         tokens, layer, head, mean, query = _selection_panel()
-        ctx = Context(session=session, analyzed=analyzed, prompt=prompt, status=status, layer=layer, head=head,
-                      mean=mean, query=query, models=models, limits=limits)
+        ctx = Context(
+            session=session,
+            analyzed=analyzed,
+            prompt=prompt,
+            status=status,
+            layer=layer,
+            head=head,
+            mean=mean,
+            query=query,
+            models=models,
+            limits=limits,
+        )
         with gr.Tabs(elem_id="ae-tabs") as tabs:
             with gr.Tab("Attention heads", id="heads"):
                 overview_plot, detail_plot, detail_note = _heads_tab()
@@ -356,10 +404,22 @@ def build_app(model: str | None = None, device: str | None = None, hosted: bool 
         bar_click = plot_click_bridge("#ae-dist", "token_id: p.customdata")
 
         panels = Panels(
-            model_md=model_md, model_dd=model_dd, tokens=tokens, overview=overview_plot,
-            overview_click=overview_click, detail=detail_plot, detail_note=detail_note, selection=selection,
-            steps=steps, gen_text=gen["text"], gen_step=gen["step_md"], dist=gen["dist"],
-            gen_attn=gen["attn"], timeline=gen["timeline"], bar_click=bar_click, force_text=gen["force_text"],
+            model_md=model_md,
+            model_dd=model_dd,
+            tokens=tokens,
+            overview=overview_plot,
+            overview_click=overview_click,
+            detail=detail_plot,
+            detail_note=detail_note,
+            selection=selection,
+            steps=steps,
+            gen_text=gen["text"],
+            gen_step=gen["step_md"],
+            dist=gen["dist"],
+            gen_attn=gen["attn"],
+            timeline=gen["timeline"],
+            bar_click=bar_click,
+            force_text=gen["force_text"],
         )
         _wire_analysis(ctx, panels, analyze_btn, examples)
         _wire_generation(ctx, panels, gen)
@@ -383,16 +443,33 @@ def _header(loaded: LoadedModel, key: str, limits: Limits) -> tuple[gr.Markdown,
             choices = list(MODEL_CHOICES)
             if key not in dict((v, v) for _, v in choices):
                 choices.append((key, key))
-            hint = ("Pick a model" if limits.hosted else
-                    "Pick one, or type a hub id or a local folder and press Enter")
-            model_dd = gr.Dropdown(choices=choices, value=key, label="Model", info=hint,
-                                   allow_custom_value=not limits.hosted, elem_id="ae-model-picker")
+            hint = (
+                "Pick a model"
+                if limits.hosted
+                else "Pick one, or type a hub id or a local folder and press Enter"
+            )
+            model_dd = gr.Dropdown(
+                choices=choices,
+                value=key,
+                label="Model",
+                info=hint,
+                allow_custom_value=not limits.hosted,
+                elem_id="ae-model-picker",
+            )
     return model_md, model_dd
 
 
 def _model_text(loaded: LoadedModel, limits: Limits) -> str:
-    return views.model_markdown(loaded.name, loaded.reason, loaded.n_layer, loaded.n_head, loaded.n_ctx,
-                                loaded.device, loaded.is_bundled, limits.hosted)
+    return views.model_markdown(
+        loaded.name,
+        loaded.reason,
+        loaded.n_layer,
+        loaded.n_head,
+        loaded.n_ctx,
+        loaded.device,
+        loaded.is_bundled,
+        limits.hosted,
+    )
 
 
 def load_examples() -> list[dict[str, str]]:
@@ -404,57 +481,92 @@ def load_examples() -> list[dict[str, str]]:
         return []
 
 
-def _prompt_panel() -> tuple[gr.Textbox, gr.Button, gr.Examples | None]:
+def _prompt_panel() -> tuple[gr.Textbox, gr.Button, Any]:
     examples = load_examples()
     with gr.Row(elem_id="ae-prompt-row", equal_height=True):
         prompt = gr.Textbox(
             value=examples[2]["prompt"] if len(examples) > 2 else "",
-            label="Prompt", placeholder="Type some text for GPT-2 to read …", lines=2, max_lines=8,
-            scale=6, elem_id="ae-prompt",
+            label="Prompt",
+            placeholder="Type some text for GPT-2 to read …",
+            lines=2,
+            max_lines=8,
+            scale=6,
+            elem_id="ae-prompt",
         )
         analyze_btn = gr.Button("Analyze", variant="primary", scale=1, min_width=140, elem_id="ae-analyze")
     ex = None
     if examples:
-        ex = gr.Examples(examples=[[e["prompt"]] for e in examples], inputs=[prompt],
-                         example_labels=[e.get("label", e["prompt"][:30]) for e in examples],
-                         label="Examples (click one to analyze it)", elem_id="ae-examples")
+        ex = gr.Examples(
+            examples=[[e["prompt"]] for e in examples],
+            inputs=[prompt],
+            example_labels=[e.get("label", e["prompt"][:30]) for e in examples],
+            label="Examples (click one to analyze it)",
+            elem_id="ae-examples",
+        )
     return prompt, analyze_btn, ex
 
 
 def _selection_panel() -> tuple[gr.HTML, gr.Slider, gr.Slider, gr.Checkbox, gr.Dropdown]:
     with gr.Group(elem_id="ae-selection"):
-        tokens = gr.HTML(views.empty_html("Press Analyze to see the prompt's tokens."), elem_id="ae-tokens",
-                         js_on_load=TOKEN_CLICK_JS, max_height=190, padding=True)
+        tokens = gr.HTML(
+            views.empty_html("Press Analyze to see the prompt's tokens."),
+            elem_id="ae-tokens",
+            js_on_load=TOKEN_CLICK_JS,
+            max_height=190,
+            padding=True,
+        )
         with gr.Row(equal_height=True):
             layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-layer", min_width=200)
             head = gr.Slider(0, 1, value=0, step=1, label="Head", elem_id="ae-head", min_width=200)
-            mean = gr.Checkbox(value=False, label="Mean over the layer's heads", elem_id="ae-mean", min_width=180)
+            mean = gr.Checkbox(
+                value=False, label="Mean over the layer's heads", elem_id="ae-mean", min_width=180
+            )
             # Custom values let API clients pass any position; handlers clamp it to the prompt.
-            query = gr.Dropdown(choices=[], value=None, label="Query token (the one doing the looking)",
-                                elem_id="ae-query", min_width=240, scale=2, allow_custom_value=True)
+            query = gr.Dropdown(
+                choices=[],
+                value=None,
+                label="Query token (the one doing the looking)",
+                elem_id="ae-query",
+                min_width=240,
+                scale=2,
+                allow_custom_value=True,
+            )
     return tokens, layer, head, mean, query
 
 
 def _heads_tab() -> tuple[gr.Plot, gr.Plot, gr.Markdown]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=420):
-            gr.Markdown("Each tile is one head's attention pattern (query ↓, key →). **Click a tile** to "
-                        "open that head on the right.", elem_classes=["ae-help"])
-            overview_plot = gr.Plot(placeholder("The overview of every head appears here."), show_label=False,
-                                    elem_id="ae-overview")
+            gr.Markdown(
+                "Each tile is one head's attention pattern (query ↓, key →). **Click a tile** to "
+                "open that head on the right.",
+                elem_classes=["ae-help"],
+            )
+            overview_plot = gr.Plot(
+                placeholder("The overview of every head appears here."),
+                show_label=False,
+                elem_id="ae-overview",
+            )
         with gr.Column(scale=1, min_width=420):
-            gr.Markdown("Rows are query tokens, columns the keys they attend to; hover for the weight. The "
-                        "outlined row is the query token.", elem_classes=["ae-help"])
-            detail_plot = gr.Plot(placeholder("One head in detail appears here."), show_label=False,
-                                  elem_id="ae-detail")
+            gr.Markdown(
+                "Rows are query tokens, columns the keys they attend to; hover for the weight. The "
+                "outlined row is the query token.",
+                elem_classes=["ae-help"],
+            )
+            detail_plot = gr.Plot(
+                placeholder("One head in detail appears here."), show_label=False, elem_id="ae-detail"
+            )
             detail_note = gr.Markdown("", elem_classes=["ae-note"])
     return overview_plot, detail_plot, detail_note
 
 
 def _steps_tab() -> tuple[gr.Markdown, tuple[StepPanel, ...]]:
-    selection = gr.Markdown("Analyze a prompt, then pick a layer, head and query token.",
-                            elem_id="ae-selection-line", elem_classes=["ae-selection-line"])
-    panels = []
+    selection = gr.Markdown(
+        "Analyze a prompt, then pick a layer, head and query token.",
+        elem_id="ae-selection-line",
+        elem_classes=["ae-selection-line"],
+    )
+    panels: list[StepPanel] = []
     for step in STEPS:
         with gr.Row(equal_height=False, elem_classes=["ae-step-row"]):
             with gr.Column(scale=2, min_width=300):
@@ -463,8 +575,13 @@ def _steps_tab() -> tuple[gr.Markdown, tuple[StepPanel, ...]]:
                 plot = None
                 if step.name in STEP_FIGURES:
                     plot = gr.Plot(show_label=False, elem_classes=["ae-step-plot"])
-                table = gr.Dataframe(interactive=False, show_label=False, max_height=260, wrap=False,
-                                     elem_classes=["ae-step-table"])
+                table = gr.Dataframe(
+                    interactive=False,
+                    show_label=False,
+                    max_height=260,
+                    wrap=False,
+                    elem_classes=["ae-step-table"],
+                )
         panels.append(StepPanel(step.name, card, table, plot))
     return selection, tuple(panels)
 
@@ -479,46 +596,94 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
                 c["stop"] = gr.Button("Stop", variant="stop", elem_id="ae-stop", min_width=90)
                 c["rewind"] = gr.Button("⟲ Rewind 1", elem_id="ae-rewind", min_width=110)
                 c["restart"] = gr.Button("↺ Restart", elem_id="ae-restart", min_width=100)
-            c["text"] = gr.HTML(views.empty_html("Press Step to add one token to the prompt, or Run to add several."),
-                                elem_id="ae-gen-text", padding=True)
+            c["text"] = gr.HTML(
+                views.empty_html("Press Step to add one token to the prompt, or Run to add several."),
+                elem_id="ae-gen-text",
+                padding=True,
+            )
             c["step_md"] = gr.Markdown("", elem_id="ae-gen-step")
-            c["dist"] = gr.Plot(placeholder("The next-token distribution appears here."), show_label=False,
-                                elem_id="ae-dist")
-            gr.Markdown("**Click a bar** to use that token instead of the chosen one, or type a token to add "
-                        "next:", elem_classes=["ae-help"])
+            c["dist"] = gr.Plot(
+                placeholder("The next-token distribution appears here."), show_label=False, elem_id="ae-dist"
+            )
+            gr.Markdown(
+                "**Click a bar** to use that token instead of the chosen one, or type a token to add next:",
+                elem_classes=["ae-help"],
+            )
             with gr.Row(equal_height=True):
-                c["force_text"] = gr.Textbox(label="Force a token", placeholder="e.g. ␣Paris (one token)",
-                                             scale=3, elem_id="ae-force-text")
+                c["force_text"] = gr.Textbox(
+                    label="Force a token",
+                    placeholder="e.g. ␣Paris (one token)",
+                    scale=3,
+                    elem_id="ae-force-text",
+                )
                 c["force"] = gr.Button("Force", scale=1, min_width=90, elem_id="ae-force")
         with gr.Column(scale=2, min_width=340):
             with gr.Group():
-                c["greedy"] = gr.Checkbox(value=False, label="Greedy (always the most likely token)",
-                                          elem_id="ae-greedy")
-                c["temperature"] = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature",
-                                             info="< 1 sharpens, > 1 flattens; 0 is greedy", elem_id="ae-temp")
-                c["top_k"] = gr.Slider(0, 100, value=0, step=1, label="Top-k", info="keep the k likeliest; 0 = off",
-                                       elem_id="ae-topk")
-                c["top_p"] = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p",
-                                       info="keep the likeliest until they sum to p; 1 = off", elem_id="ae-topp")
+                c["greedy"] = gr.Checkbox(
+                    value=False, label="Greedy (always the most likely token)", elem_id="ae-greedy"
+                )
+                c["temperature"] = gr.Slider(
+                    0,
+                    2,
+                    value=1.0,
+                    step=0.05,
+                    label="Temperature",
+                    info="< 1 sharpens, > 1 flattens; 0 is greedy",
+                    elem_id="ae-temp",
+                )
+                c["top_k"] = gr.Slider(
+                    0,
+                    100,
+                    value=0,
+                    step=1,
+                    label="Top-k",
+                    info="keep the k likeliest; 0 = off",
+                    elem_id="ae-topk",
+                )
+                c["top_p"] = gr.Slider(
+                    0.05,
+                    1,
+                    value=1.0,
+                    step=0.05,
+                    label="Top-p",
+                    info="keep the likeliest until they sum to p; 1 = off",
+                    elem_id="ae-topp",
+                )
                 with gr.Row():
                     c["seed"] = gr.Number(value=0, precision=0, label="Seed", minimum=0, elem_id="ae-seed")
-                    c["n"] = gr.Slider(1, limits.max_run_tokens, value=min(20, limits.max_run_tokens), step=1,
-                                       label="Tokens per Run", elem_id="ae-n")
-            with gr.Group():
-                with gr.Row():
-                    c["attn_layer"] = gr.Slider(0, 1, value=0, step=1, label="Attention of the new token: layer",
-                                                elem_id="ae-gen-layer")
-                    c["attn_head"] = gr.Dropdown(choices=[("mean over heads", -1)], value=-1, label="head",
-                                                 elem_id="ae-gen-head", min_width=140)
-            c["attn"] = gr.Plot(placeholder("Where the new token looked."), show_label=False, elem_id="ae-gen-attn")
-            c["timeline"] = gr.Plot(placeholder("Confidence per step appears here."), show_label=False,
-                                    elem_id="ae-timeline")
+                    c["n"] = gr.Slider(
+                        1,
+                        limits.max_run_tokens,
+                        value=min(20, limits.max_run_tokens),
+                        step=1,
+                        label="Tokens per Run",
+                        elem_id="ae-n",
+                    )
+            with gr.Group(), gr.Row():
+                c["attn_layer"] = gr.Slider(
+                    0, 1, value=0, step=1, label="Attention of the new token: layer", elem_id="ae-gen-layer"
+                )
+                c["attn_head"] = gr.Dropdown(
+                    choices=[("mean over heads", -1)],
+                    value=-1,
+                    label="head",
+                    elem_id="ae-gen-head",
+                    min_width=140,
+                )
+            c["attn"] = gr.Plot(
+                placeholder("Where the new token looked."), show_label=False, elem_id="ae-gen-attn"
+            )
+            c["timeline"] = gr.Plot(
+                placeholder("Confidence per step appears here."), show_label=False, elem_id="ae-timeline"
+            )
     return c
 
 
 def _footer() -> str:
-    return ("Attention weights are the model's own, captured with hooks; every number in the step-by-step "
-            "view is recomputed from the weights and checked against the model's tensors.")
+    return (
+        "Attention weights are the model's own, captured with hooks; every number in the step-by-step "
+        "view is recomputed from the weights and checked against the model's tensors."
+    )
 
 
 # --- wiring: analysis ------------------------------------------------------------------
@@ -531,12 +696,16 @@ def _clamp(value: Any, top: int) -> int:
         return 0
 
 
-def _selection_outputs(panels: Panels, analysis: Analysis, layer: int, head: int, query: int,
-                       mean: bool) -> dict[Any, Any]:
+def _selection_outputs(
+    panels: Panels, analysis: Analysis, layer: int, head: int, query: int, mean: bool
+) -> dict[Any, Any]:
     fig, note = detail(analysis, layer, None if mean else head, query)
     bd = breakdown(analysis, layer, head, query)
-    out: dict[Any, Any] = {panels.detail: fig, panels.detail_note: note,
-                           panels.selection: views.selection_markdown(bd)}
+    out: dict[Any, Any] = {
+        panels.detail: fig,
+        panels.detail_note: note,
+        panels.selection: views.selection_markdown(bd),
+    }
     out |= step_updates(panels.steps, bd)
     return out
 
@@ -551,16 +720,30 @@ def _require_analysis(session: Session) -> Analysis:
     return session.analysis
 
 
-def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, examples: gr.Examples | None) -> None:
+def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, examples: Any) -> None:
     status = ctx.status
     guard = guarded(status)
     selectors = [ctx.layer, ctx.head, ctx.query]
-    analysis_outputs = [status, ctx.session, ctx.analyzed, panels.tokens, panels.overview, *selectors,
-                        *_selection_targets(panels)]
+    analysis_outputs = [
+        status,
+        ctx.session,
+        ctx.analyzed,
+        panels.tokens,
+        panels.overview,
+        *selectors,
+        *_selection_targets(panels),
+    ]
 
     @guard
-    def run_analysis(prompt: str, session: Session, analyzed: int, layer: Any, head: Any, mean: bool,
-                     progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
+    def run_analysis(
+        prompt: str,
+        session: Session,
+        analyzed: int,
+        layer: Any,
+        head: Any,
+        mean: bool,
+        progress: gr.Progress = gr.Progress(),
+    ) -> dict[Any, Any]:
         loaded = ctx.models.get(session.model, _progress(progress))
         progress(0.5, desc="Running the model …")
         with ctx.models.lock(loaded):
@@ -574,15 +757,24 @@ def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, example
             ctx.analyzed: analyzed + 1,
             panels.tokens: _tokens(analysis, query),
             panels.overview: overview(analysis),
-            ctx.layer: gr.update(maximum=max(1, analysis.n_layer - 1), value=layer,
-                                 interactive=analysis.n_layer > 1),
-            ctx.head: gr.update(maximum=max(1, analysis.n_head - 1), value=head, interactive=analysis.n_head > 1),
-            ctx.query: gr.update(choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=query),
+            ctx.layer: gr.update(
+                maximum=max(1, analysis.n_layer - 1), value=layer, interactive=analysis.n_layer > 1
+            ),
+            ctx.head: gr.update(
+                maximum=max(1, analysis.n_head - 1), value=head, interactive=analysis.n_head > 1
+            ),
+            ctx.query: gr.update(
+                choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=query
+            ),
         }
         return out | _selection_outputs(panels, analysis, layer, head, query, mean)
 
     inputs = [ctx.prompt, ctx.session, ctx.analyzed, ctx.layer, ctx.head, ctx.mean]
-    common = {"outputs": analysis_outputs, "concurrency_limit": CONCURRENCY, "concurrency_id": "analyze"}
+    common: dict[str, Any] = {
+        "outputs": analysis_outputs,
+        "concurrency_limit": CONCURRENCY,
+        "concurrency_id": "analyze",
+    }
     analyze_btn.click(run_analysis, inputs, api_name="analyze", **common)
     ctx.prompt.submit(run_analysis, inputs, api_visibility="private", **common)
     if examples is not None:
@@ -593,13 +785,20 @@ def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, example
     @guard
     def select(session: Session, layer: Any, head: Any, query: Any, mean: bool) -> dict[Any, Any]:
         analysis = _require_analysis(session)
-        layer, head, query = (_clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head),
-                              _clamp(query, analysis.n_pos))
+        layer, head, query = (
+            _clamp(layer, analysis.n_layer),
+            _clamp(head, analysis.n_head),
+            _clamp(query, analysis.n_pos),
+        )
         out = {status: "", panels.tokens: _tokens(analysis, query)}
         return out | _selection_outputs(panels, analysis, layer, head, query, bool(mean))
 
     sel_inputs = [ctx.session, ctx.layer, ctx.head, ctx.query, ctx.mean]
-    sel = {"outputs": selection_outputs, "concurrency_limit": CONCURRENCY, "trigger_mode": "always_last"}
+    sel: dict[str, Any] = {
+        "outputs": selection_outputs,
+        "concurrency_limit": CONCURRENCY,
+        "trigger_mode": "always_last",
+    }
     ctx.query.input(select, sel_inputs, api_name="breakdown", **sel)
     for component in (ctx.layer, ctx.head, ctx.mean):
         component.input(select, sel_inputs, api_visibility="private", **sel)
@@ -618,9 +817,13 @@ def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, example
         out = {status: "", ctx.layer: layer, ctx.head: head, ctx.mean: False}
         return out | _selection_outputs(panels, analysis, layer, head, query, False)
 
-    panels.overview_click.click(open_head, [ctx.session, ctx.query],
-                                [status, ctx.layer, ctx.head, ctx.mean, *_selection_targets(panels)],
-                                api_visibility="private", concurrency_limit=CONCURRENCY)
+    panels.overview_click.click(
+        open_head,
+        [ctx.session, ctx.query],
+        [status, ctx.layer, ctx.head, ctx.mean, *_selection_targets(panels)],
+        api_visibility="private",
+        concurrency_limit=CONCURRENCY,
+    )
 
     @guard
     def pick_token(session: Session, layer: Any, head: Any, mean: bool, evt: gr.EventData) -> dict[Any, Any]:
@@ -630,9 +833,13 @@ def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, example
         out = {status: "", ctx.query: query, panels.tokens: _tokens(analysis, query)}
         return out | _selection_outputs(panels, analysis, layer, head, query, bool(mean))
 
-    panels.tokens.click(pick_token, [ctx.session, ctx.layer, ctx.head, ctx.mean],
-                        [status, ctx.query, panels.tokens, *_selection_targets(panels)],
-                        api_visibility="private", concurrency_limit=CONCURRENCY)
+    panels.tokens.click(
+        pick_token,
+        [ctx.session, ctx.layer, ctx.head, ctx.mean],
+        [status, ctx.query, panels.tokens, *_selection_targets(panels)],
+        api_visibility="private",
+        concurrency_limit=CONCURRENCY,
+    )
 
 
 def _selection_targets(panels: Panels) -> list[Any]:
@@ -643,8 +850,10 @@ def _selection_targets(panels: Panels) -> list[Any]:
 
 
 def _analysis_status(analysis: Analysis) -> str:
-    text = (f"Analyzed {analysis.n_pos} tokens with {views.esc(analysis.model_name)}: "
-            f"{analysis.n_layer} layers × {analysis.n_head} heads.")
+    text = (
+        f"Analyzed {analysis.n_pos} tokens with {views.esc(analysis.model_name)}: "
+        f"{analysis.n_layer} layers × {analysis.n_head} heads."
+    )
     if analysis.truncated:
         text += f" The prompt was cut: {analysis.truncated} tokens did not fit."
     return f"<span class='ae-ok-text'>✓ {text}</span>"
@@ -654,12 +863,18 @@ def _analysis_status(analysis: Analysis) -> str:
 
 
 def _settings(greedy: bool, temperature: float, top_k: float, top_p: float, seed: Any) -> dict[str, Any]:
-    return {"greedy": bool(greedy), "temperature": temperature, "top_k": int(top_k or 0), "top_p": top_p,
-            "seed": 0 if seed is None else seed}
+    return {
+        "greedy": bool(greedy),
+        "temperature": temperature,
+        "top_k": int(top_k or 0),
+        "top_p": top_p,
+        "seed": 0 if seed is None else seed,
+    }
 
 
-def _ensure_generation(ctx: Context, session: Session, prompt: str, settings: dict[str, Any]) -> tuple[
-        GenerationSession, bool]:
+def _ensure_generation(
+    ctx: Context, session: Session, prompt: str, settings: dict[str, Any]
+) -> tuple[GenerationSession, bool]:
     """The session's generation, started afresh when the prompt or the model changed."""
     gen = session.generation
     if gen is not None and session.gen_prompt == prompt and model_key_of(gen) == session.model:
@@ -690,8 +905,9 @@ def _attention_figure(gen: GenerationSession, result: StepResult, layer: Any, he
     row = _mean_or_head(result.pattern[layer], head_i)
     tokens = list(display_tokens(gen.tokenizer, gen.ids[: result.position + 1]))
     which = "mean over heads" if head_i is None else f"head {head_i}"
-    fig = figures.attention_row_figure(row, tokens, result.position,
-                                       title=f"New token '{result.display}': layer {layer}, {which}")
+    fig = figures.attention_row_figure(
+        row, tokens, result.position, title=f"New token '{result.display}': layer {layer}, {which}"
+    )
     fig.update_layout(height=300)
     return fig
 
@@ -709,7 +925,9 @@ def _preview_figure(gen: GenerationSession) -> go.Figure:
 def distribution(raw: Any, warped: Any, chosen: int | None, title: str) -> go.Figure:
     """figures.distribution_figure, a little shorter, with ticks fine enough for small probabilities."""
     fig = figures.distribution_figure(raw, warped, chosen, title=title)
-    top = max(float(raw["prob"].max()) if len(raw) else 0.0, float(warped["prob"].max()) if len(warped) else 0.0)
+    top = max(
+        float(raw["prob"].max()) if len(raw) else 0.0, float(warped["prob"].max()) if len(warped) else 0.0
+    )
     rows = len(set(raw["token_id"]) | set(warped["token_id"]))
     fig.update_xaxes(tickformat=".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%")
     fig.update_layout(height=130 + 21 * rows * 2)
@@ -720,13 +938,16 @@ def _timeline(gen: GenerationSession) -> go.Figure:
     if not gen.history:
         return placeholder("Confidence per step appears here.", height=300)
     items = gen.history
-    fig = figures.timeline_figure([h.prob for h in items], [h.entropy for h in items], [h.display for h in items])
+    fig = figures.timeline_figure(
+        [h.prob for h in items], [h.entropy for h in items], [h.display for h in items]
+    )
     fig.update_layout(height=300)
     return fig
 
 
-def _generation_view(panels: Panels, gen: GenerationSession, result: StepResult | None, layer: Any,
-                     head: Any) -> dict[Any, Any]:
+def _generation_view(
+    panels: Panels, gen: GenerationSession, result: StepResult | None, layer: Any, head: Any
+) -> dict[Any, Any]:
     prompt_text = gen.tokenizer.decode(gen.ids[: gen.prompt_len])
     pieces = [gen.tokenizer.decode([i]) for i in gen.generated]
     forced = [h.forced for h in gen.history]
@@ -737,15 +958,25 @@ def _generation_view(panels: Panels, gen: GenerationSession, result: StepResult 
     if result is None:
         out[panels.dist] = _preview_figure(gen)
         out[panels.gen_attn] = placeholder("Step to see where the new token looks.", height=300)
-        out[panels.gen_step] = (f"{len(gen.generated)} tokens generated. The chart shows the distribution "
-                                "for the next token; press **Step** to choose it.")
+        out[panels.gen_step] = (
+            f"{len(gen.generated)} tokens generated. The chart shows the distribution "
+            "for the next token; press **Step** to choose it."
+        )
     else:
         step_no = len(gen.generated)
-        out[panels.dist] = distribution(result.raw_top, result.warped_top, result.token_id,
-                                        f"Step {step_no}: the next-token distribution")
+        out[panels.dist] = distribution(
+            result.raw_top, result.warped_top, result.token_id, f"Step {step_no}: the next-token distribution"
+        )
         out[panels.gen_attn] = _attention_figure(gen, result, layer, head)
-        out[panels.gen_step] = views.step_summary(result.position, result.display, result.prob, result.warped_prob,
-                                                  result.entropy, result.forced, result.finished)
+        out[panels.gen_step] = views.step_summary(
+            result.position,
+            result.display,
+            result.prob,
+            result.warped_prob,
+            result.entropy,
+            result.forced,
+            result.finished,
+        )
     return out
 
 
@@ -760,18 +991,30 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
     guard, guard_stream = guarded(status), guarded_stream(status)
     settings = [c["greedy"], c["temperature"], c["top_k"], c["top_p"], c["seed"]]
     view = [c["attn_layer"], c["attn_head"]]
-    outputs = [status, ctx.session, panels.gen_text, panels.gen_step, panels.dist, panels.gen_attn, panels.timeline,
-               c["attn_layer"], c["attn_head"]]
+    outputs = [
+        status,
+        ctx.session,
+        panels.gen_text,
+        panels.gen_step,
+        panels.dist,
+        panels.gen_attn,
+        panels.timeline,
+        c["attn_layer"],
+        c["attn_head"],
+    ]
 
     def attn_selectors(gen: GenerationSession, layer: Any, head: Any) -> dict[Any, Any]:
         n_layer, n_head = gen.loaded.n_layer, gen.loaded.n_head
         return {
             c["attn_layer"]: gr.update(maximum=max(1, n_layer - 1), value=_clamp(layer, n_layer)),
-            c["attn_head"]: gr.update(choices=[("mean over heads", -1)] + [(f"head {h}", h) for h in range(n_head)]),
+            c["attn_head"]: gr.update(
+                choices=[("mean over heads", -1)] + [(f"head {h}", h) for h in range(n_head)]
+            ),
         }
 
-    def one_step(prompt: str, session: Session, settings_values: Sequence[Any], force: int | str | None = None
-                 ) -> tuple[GenerationSession, StepResult, bool]:
+    def one_step(
+        prompt: str, session: Session, settings_values: Sequence[Any], force: int | str | None = None
+    ) -> tuple[GenerationSession, StepResult, bool]:
         gen, fresh = _ensure_generation(ctx, session, prompt, _settings(*settings_values))
         gen.configure(**_settings(*settings_values))
         with ctx.models.lock(gen.loaded):
@@ -779,8 +1022,15 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         _remember(session, result)
         return gen, result, fresh
 
-    def respond(session: Session, gen: GenerationSession, result: StepResult | None, layer: Any, head: Any,
-                fresh: bool, message: str = "") -> dict[Any, Any]:
+    def respond(
+        session: Session,
+        gen: GenerationSession,
+        result: StepResult | None,
+        layer: Any,
+        head: Any,
+        fresh: bool,
+        message: str = "",
+    ) -> dict[Any, Any]:
         if fresh and not message:
             message = f"Generating from the prompt ({gen.prompt_len} tokens)."
         session.shown_position = len(gen.ids) if result is None else result.position
@@ -789,14 +1039,33 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         return out | _generation_view(panels, gen, result, layer, head)
 
     @guard
-    def step(prompt: str, session: Session, greedy: bool, temperature: float, top_k: float, top_p: float,
-             seed: Any, layer: Any, head: Any) -> dict[Any, Any]:
+    def step(
+        prompt: str,
+        session: Session,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+    ) -> dict[Any, Any]:
         gen, result, fresh = one_step(prompt, session, (greedy, temperature, top_k, top_p, seed))
         return respond(session, gen, result, layer, head, fresh)
 
     @guard_stream
-    def run(prompt: str, session: Session, n: Any, greedy: bool, temperature: float, top_k: float, top_p: float,
-            seed: Any, layer: Any, head: Any) -> Iterator[dict[Any, Any]]:
+    def run(
+        prompt: str,
+        session: Session,
+        n: Any,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+    ) -> Iterator[dict[Any, Any]]:
         count = int(np.clip(int(n or 1), 1, ctx.limits.max_run_tokens))
         for i in range(count):
             gen, result, fresh = one_step(prompt, session, (greedy, temperature, top_k, top_p, seed))
@@ -805,8 +1074,18 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
                 break
 
     @guard
-    def force(token: str, prompt: str, session: Session, greedy: bool, temperature: float, top_k: float,
-              top_p: float, seed: Any, layer: Any, head: Any) -> dict[Any, Any]:
+    def force(
+        token: str,
+        prompt: str,
+        session: Session,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+    ) -> dict[Any, Any]:
         if not token:
             raise ExplorerError("Type the token to force, or click a bar of the distribution.")
         token = token.replace("␣", " ").replace("↵", "\n")
@@ -814,8 +1093,18 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         return respond(session, gen, result, layer, head, fresh)
 
     @guard
-    def force_id(prompt: str, session: Session, greedy: bool, temperature: float, top_k: float,
-                 top_p: float, seed: Any, layer: Any, head: Any, evt: gr.EventData) -> dict[Any, Any]:
+    def force_id(
+        prompt: str,
+        session: Session,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+        evt: gr.EventData,
+    ) -> dict[Any, Any]:
         try:
             token_id = int(evt.token_id)  # type: ignore[attr-defined]
         except (AttributeError, TypeError, ValueError) as err:
@@ -846,22 +1135,37 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         return respond(session, gen, result, layer, head, False, message)
 
     @guard
-    def restart(prompt: str, session: Session, greedy: bool, temperature: float, top_k: float, top_p: float,
-                seed: Any, layer: Any, head: Any) -> dict[Any, Any]:
+    def restart(
+        prompt: str,
+        session: Session,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+    ) -> dict[Any, Any]:
         session.generation = None
-        gen, fresh = _ensure_generation(ctx, session, prompt, _settings(greedy, temperature, top_k, top_p, seed))
+        gen, fresh = _ensure_generation(
+            ctx, session, prompt, _settings(greedy, temperature, top_k, top_p, seed)
+        )
         return respond(session, gen, None, layer, head, True, "Starting again from the prompt.")
 
     @guard
-    def configure(session: Session, greedy: bool, temperature: float, top_k: float, top_p: float,
-                  seed: Any) -> dict[Any, Any]:
+    def configure(
+        session: Session, greedy: bool, temperature: float, top_k: float, top_p: float, seed: Any
+    ) -> dict[Any, Any]:
         gen = session.generation
         if gen is None:
             return {status: ""}
         gen.configure(**_settings(greedy, temperature, top_k, top_p, seed))
         session.shown_position = len(gen.ids)
-        return {status: "", panels.dist: _preview_figure(gen),
-                panels.gen_step: "Settings changed: the chart now shows the next token's distribution with them."}
+        return {
+            status: "",
+            panels.dist: _preview_figure(gen),
+            panels.gen_step: "Settings changed: the chart now shows the next token's distribution with them.",
+        }
 
     @guard
     def show_attention(session: Session, layer: Any, head: Any) -> dict[Any, Any]:
@@ -872,10 +1176,11 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         return {panels.gen_attn: _attention_figure(gen, result, layer, head)}
 
     gen_inputs = [ctx.prompt, ctx.session, *settings, *view]
-    limit = {"concurrency_limit": CONCURRENCY, "concurrency_id": "generate"}
+    limit: dict[str, Any] = {"concurrency_limit": CONCURRENCY, "concurrency_id": "generate"}
     c["step"].click(step, gen_inputs, outputs, api_name="step", **limit)
-    run_event = c["run"].click(run, [ctx.prompt, ctx.session, c["n"], *settings, *view], outputs, api_name="run",
-                               **limit)
+    run_event = c["run"].click(
+        run, [ctx.prompt, ctx.session, c["n"], *settings, *view], outputs, api_name="run", **limit
+    )
     c["stop"].click(None, None, None, cancels=[run_event], api_visibility="private")
     c["force"].click(force, [c["force_text"], *gen_inputs], outputs, api_name="force", **limit)
     c["force_text"].submit(force, [c["force_text"], *gen_inputs], outputs, api_visibility="private", **limit)
@@ -883,11 +1188,21 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
     c["rewind"].click(rewind, [ctx.session, *view], outputs, api_name="rewind", **limit)
     c["restart"].click(restart, gen_inputs, outputs, api_name="restart", **limit)
     for component in settings:
-        component.input(configure, [ctx.session, *settings], [status, panels.dist, panels.gen_step],
-                        api_visibility="private", trigger_mode="always_last")
+        component.input(
+            configure,
+            [ctx.session, *settings],
+            [status, panels.dist, panels.gen_step],
+            api_visibility="private",
+            trigger_mode="always_last",
+        )
     for component in view:
-        component.input(show_attention, [ctx.session, *view], [panels.gen_attn], api_visibility="private",
-                        trigger_mode="always_last")
+        component.input(
+            show_attention,
+            [ctx.session, *view],
+            [panels.gen_attn],
+            api_visibility="private",
+            trigger_mode="always_last",
+        )
 
 
 # --- wiring: model picker ------------------------------------------------------------------
@@ -920,13 +1235,19 @@ def _wire_model(ctx: Context, panels: Panels) -> None:
             ctx.session: session,
             panels.model_md: _model_text(loaded, ctx.limits),
             panels.model_dd: gr.update(value=key),
-            panels.gen_text: views.empty_html("Press Step to add one token to the prompt, or Run to add several."),
+            panels.gen_text: views.empty_html(
+                "Press Step to add one token to the prompt, or Run to add several."
+            ),
             panels.gen_step: "",
         }
 
-    panels.model_dd.input(load, [panels.model_dd, ctx.session],
-                                  [status, ctx.session, panels.model_md, panels.model_dd, panels.gen_text,
-                                   panels.gen_step], api_name="load_model", concurrency_limit=2)
+    panels.model_dd.input(
+        load,
+        [panels.model_dd, ctx.session],
+        [status, ctx.session, panels.model_md, panels.model_dd, panels.gen_text, panels.gen_step],
+        api_name="load_model",
+        concurrency_limit=2,
+    )
 
 
 # --- serving ------------------------------------------------------------------------------
@@ -960,10 +1281,10 @@ CSS = """
   border: 1px solid var(--border-color-primary); border-radius: 6px; background: var(--background-fill-primary);
   cursor: pointer; font: inherit; line-height: 1.15; }
 .ae-tok:hover { border-color: var(--color-accent); background: var(--color-accent-soft); }
-.ae-tok-text { font-family: var(--font-mono); font-size: .9rem; white-space: pre; }
-.ae-tok-id { font-size: .62rem; color: var(--body-text-color-subdued); }
+.ae-tok b { font-family: var(--font-mono); font-size: .9rem; font-weight: 500; white-space: pre; }
+.ae-tok i { font-style: normal; font-size: .62rem; color: var(--body-text-color-subdued); }
 .ae-tok.ae-sel { background: #D55E00; border-color: #D55E00; color: white; }
-.ae-tok.ae-sel .ae-tok-id { color: #ffe8d6; }
+.ae-tok.ae-sel i { color: #ffe8d6; }
 .ae-chip { font-family: var(--font-mono); background: var(--color-accent-soft); padding: 0 .35em; border-radius: 4px;
   white-space: pre; }
 .ae-step-row { border-top: 1px solid var(--border-color-primary); padding-top: .6rem; }
@@ -1032,7 +1353,8 @@ def launch_options() -> dict[str, Any]:
     return {"theme": THEME, "css": CSS}
 
 
-def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
-           **kwargs: Any) -> Any:
+def launch(
+    demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, **kwargs: Any
+) -> Any:
     demo.queue(default_concurrency_limit=CONCURRENCY)
     return demo.launch(server_name=host, server_port=port, share=share, **launch_options(), **kwargs)

@@ -33,22 +33,26 @@ def esc(text: object) -> str:
 # --- tokens ------------------------------------------------------------------------------
 
 
-def tokens_html(tokens: Sequence[str], token_ids: Sequence[int], selected: int | None = None,
-                truncated: int = 0) -> str:
+def tokens_html(
+    tokens: Sequence[str], token_ids: Sequence[int], selected: int | None = None, truncated: int = 0
+) -> str:
     """The prompt's tokens as clickable chips (`data-pos`), whitespace visible, ids beneath."""
-    chips = []
-    for pos, (token, token_id) in enumerate(zip(tokens, token_ids, strict=True)):
-        cls = "ae-tok ae-sel" if pos == selected else "ae-tok"
-        chips.append(
-            f'<button type="button" class="{cls}" data-pos="{pos}" title="position {pos}, id {int(token_id)}">'
-            f'<span class="ae-tok-text">{esc(token)}</span><span class="ae-tok-id">{pos}·{int(token_id)}</span></button>'
-        )
+    # Terse markup: a 1024-token prompt is 1024 chips, resent when the selection moves.
+    chips = [
+        f'<button class="ae-tok{" ae-sel" if pos == selected else ""}" data-pos="{pos}">'
+        f"<b>{esc(token)}</b><i>{pos}·{int(token_id)}</i></button>"
+        for pos, (token, token_id) in enumerate(zip(tokens, token_ids, strict=True))
+    ]
     note = ""
     if truncated:
-        note = (f'<div class="ae-note">The prompt was cut to {len(tokens)} tokens: '
-                f"{truncated} more did not fit.</div>")
-    head = (f'<div class="ae-tok-head">{len(tokens)} tokens · position·id beneath each · '
-            "click one to make it the query</div>")
+        note = (
+            f'<div class="ae-note">The prompt was cut to {len(tokens)} tokens: '
+            f"{truncated} more did not fit.</div>"
+        )
+    head = (
+        f'<div class="ae-tok-head">{len(tokens)} tokens · position·id beneath each · '
+        "click one to make it the query</div>"
+    )
     return f'<div class="ae-tokens">{head}<div class="ae-tok-list">{"".join(chips)}</div>{note}</div>'
 
 
@@ -71,16 +75,22 @@ def generation_html(prompt: str, pieces: Sequence[str], forced: Sequence[bool]) 
 # --- model line ----------------------------------------------------------------------------
 
 
-def model_markdown(name: str, reason: str, n_layer: int, n_head: int, n_ctx: int, device: str,
-                   is_bundled: bool, hosted: bool) -> str:
+def model_markdown(
+    name: str, reason: str, n_layer: int, n_head: int, n_ctx: int, device: str, is_bundled: bool, hosted: bool
+) -> str:
     shape = f"{n_layer} layers × {n_head} heads · context {n_ctx} tokens · {device}"
     text = f"**Model: {esc(name)}** · {shape}  \n<span class='ae-muted'>{esc(reason)}</span>"
     if is_bundled:
-        how = ("choose **gpt2** in *Model*" if hosted else
-               "choose **gpt2** in *Model* (it needs the Hugging Face Hub or a local copy) "
-               "or start with `attention-explorer --model gpt2`")
-        text += (f"  \n<span class='ae-muted'>This is a small demo model trained for this app, so its "
-                 f"heads are simpler than GPT-2's. For the real GPT-2, {how}.</span>")
+        how = (
+            "choose **gpt2** in *Model*"
+            if hosted
+            else "choose **gpt2** in *Model* (it needs the Hugging Face Hub or a local copy) "
+            "or start with `attention-explorer --model gpt2`"
+        )
+        text += (
+            f"  \n<span class='ae-muted'>This is a small demo model trained for this app, so its "
+            f"heads are simpler than GPT-2's. For the real GPT-2, {how}.</span>"
+        )
     return text
 
 
@@ -138,11 +148,13 @@ def matrix_table(bd: Breakdown, matrix: np.ndarray, dims: int = MATRIX_DIMS) -> 
     """[key, d_head] rows for the shown keys, with token and attention weight."""
     keys = shown_keys(bd)
     shown = min(dims, matrix.shape[1])
-    table = pd.DataFrame({
-        "key": keys,
-        "token": [bd.tokens[j] for j in keys],
-        "weight": _round(bd.pattern[keys]),
-    })
+    table = pd.DataFrame(
+        {
+            "key": keys,
+            "token": [bd.tokens[j] for j in keys],
+            "weight": _round(bd.pattern[keys]),
+        }
+    )
     values = _round(matrix[keys, :shown])
     for d in range(shown):
         table[str(d)] = values[:, d]
@@ -167,7 +179,11 @@ def step_note(bd: Breakdown, name: str) -> str:
         parts = [] if keys == n else [f"the {keys} of {n} keys with the largest attention weight"]
         parts += [] if dims <= MATRIX_DIMS else [f"the first {MATRIX_DIMS} of {dims} dims"]
         return f"Table: {'; '.join(parts)}." if parts else ""
-    if isinstance(value, np.ndarray) and value.ndim == 1 and name not in ("scores", "scaled", "masked", "pattern"):
+    if (
+        isinstance(value, np.ndarray)
+        and value.ndim == 1
+        and name not in ("scores", "scaled", "masked", "pattern")
+    ):
         return f"Table: the first {VECTOR_DIMS} of {len(value)} dims." if len(value) > VECTOR_DIMS else ""
     return ""
 
@@ -185,16 +201,24 @@ def step_table(bd: Breakdown, name: str) -> pd.DataFrame:
     if name == "scores":
         return pd.DataFrame({"key": keys, "token": tokens, "Q_i·K_j": _round(bd.scores[:n])})
     if name == "scaled":
-        return pd.DataFrame({"key": keys, "token": tokens, "Q_i·K_j": _round(bd.scores[:n]),
-                             f"× {bd.scaling:.4g}": _round(bd.scaled[:n])})
+        return pd.DataFrame(
+            {
+                "key": keys,
+                "token": tokens,
+                "Q_i·K_j": _round(bd.scores[:n]),
+                f"× {bd.scaling:.4g}": _round(bd.scaled[:n]),
+            }
+        )
     if name == "masked":
         # Show a few masked keys after the query too: that is the point of this step.
         end = min(len(bd.masked), n + 3)
-        return pd.DataFrame({
-            "key": np.arange(end),
-            "token": list(bd.tokens[:end]),
-            "masked score": [_fmt(float(s)) for s in bd.masked[:end]],
-        })
+        return pd.DataFrame(
+            {
+                "key": np.arange(end),
+                "token": list(bd.tokens[:end]),
+                "masked score": [_fmt(float(s)) for s in bd.masked[:end]],
+            }
+        )
     if name == "pattern":
         return pd.DataFrame({"key": keys, "token": tokens, "weight": _round(bd.pattern[:n])})
     value = np.asarray(getattr(bd, name))
@@ -205,23 +229,39 @@ def step_table(bd: Breakdown, name: str) -> pd.DataFrame:
 
 def selection_markdown(bd: Breakdown) -> str:
     token = bd.tokens[bd.query]
-    return (f"**Layer {bd.layer} · head {bd.head} · query token {bd.query} "
-            f"<span class='ae-chip'>{esc(token)}</span>** — every step below uses the model's own "
-            f"weights and this prompt's numbers; the badge says how far our recomputation is from "
-            f"the tensor the model produced.")
+    return (
+        f"**Layer {bd.layer} · head {bd.head} · query token {bd.query} "
+        f"<span class='ae-chip'>{esc(token)}</span>** — every step below uses the model's own "
+        f"weights and this prompt's numbers; the badge says how far our recomputation is from "
+        f"the tensor the model produced."
+    )
 
 
 def top_table(tokens: Sequence[str], token_ids: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     """token, token_id, prob for already chosen ids (largest first), as distribution_figure takes."""
-    return pd.DataFrame({"token": list(tokens), "token_id": np.asarray(token_ids, dtype=np.int64),
-                         "prob": np.asarray(probs, dtype=np.float32)})
+    return pd.DataFrame(
+        {
+            "token": list(tokens),
+            "token_id": np.asarray(token_ids, dtype=np.int64),
+            "prob": np.asarray(probs, dtype=np.float32),
+        }
+    )
 
 
-def step_summary(position: int, display: str, prob: float, warped_prob: float, entropy: float,
-                 forced: bool, finished: str | None) -> str:
+def step_summary(
+    position: int,
+    display: str,
+    prob: float,
+    warped_prob: float,
+    entropy: float,
+    forced: bool,
+    finished: str | None,
+) -> str:
     how = "forced by you" if forced else "sampled"
-    text = (f"**Step at position {position}:** <span class='ae-chip'>{esc(display)}</span> {how} · "
-            f"model p = {prob:.2%} · after settings p = {warped_prob:.2%} · entropy {entropy:.2f} bits")
+    text = (
+        f"**Step at position {position}:** <span class='ae-chip'>{esc(display)}</span> {how} · "
+        f"model p = {prob:.2%} · after settings p = {warped_prob:.2%} · entropy {entropy:.2f} bits"
+    )
     if finished:
         text += f"  \nGeneration has stopped: {esc(finished)}."
     return text

@@ -53,7 +53,7 @@ def steps_in(outputs: tuple) -> dict[str, dict]:
     current = None
     for value in outputs:
         if isinstance(value, str) and "ae-step-title" in value:
-            current = re.search(r'</span>(.*?)</div>', value).group(1)
+            current = re.search(r"</span>(.*?)</div>", value).group(1)
             found[current] = {"card": value}
         elif current and isinstance(value, dict) and "headers" in value:
             found[current]["table"] = value
@@ -119,7 +119,9 @@ def test_sessions_are_separate(app, tiny) -> None:
     out = a.predict(0, 0, 5, False, api_name="/breakdown")  # position 5 exists only in a's prompt
     assert "query token 5" in out[4]
     last = len(tiny.tokenizer("Hello")["input_ids"]) - 1
-    assert f"query token {last}" in b.predict(0, 0, 5, False, api_name="/breakdown")[4]  # clamped to b's prompt
+    assert (
+        f"query token {last}" in b.predict(0, 0, 5, False, api_name="/breakdown")[4]
+    )  # clamped to b's prompt
 
 
 # --- generation ---------------------------------------------------------------------------
@@ -190,9 +192,8 @@ def test_a_model_that_cannot_load_keeps_the_previous_one(client: Client, tmp_pat
 
 
 def test_hosted_mode_allows_listed_models_only(tiny, tiny_path: Path) -> None:
-    with pytest.raises(ModelLoadError):
-        with serve(str(tiny_path), hosted=True):
-            pass
+    with pytest.raises(ModelLoadError), serve(str(tiny_path), hosted=True):
+        pass
     with serve(None, hosted=True, loaded=tiny) as (_, url):
         client = Client(url, verbose=False)
         with pytest.raises(AppError, match="not in the list of choices"):  # the picker refuses it
@@ -202,7 +203,9 @@ def test_hosted_mode_allows_listed_models_only(tiny, tiny_path: Path) -> None:
 
 
 def test_cli_help_runs() -> None:
-    result = subprocess.run([sys.executable, "-m", "explorer", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "explorer", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0
     for flag in ("--model", "--host", "--port", "--share", "--device", "--hosted"):
         assert flag in result.stdout

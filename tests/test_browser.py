@@ -145,8 +145,10 @@ def test_generate_five_tokens_force_one_and_rewind(page: Any) -> None:
     # The bar replaces the token drawn from that distribution: still five, the last one forced.
     assert generated(page) == 5 and page.locator("#ae-gen-text .ae-forced").count() == 1
     assert page.locator("#ae-gen-text .ae-gen").last.get_attribute("class").endswith("ae-forced")
-    assert "chosen" in page.locator("#ae-dist").inner_text() and f"(id {forced_id})" not in page.locator(
-        "#ae-dist").inner_text()  # the same distribution, the clicked bar now marked chosen
+    assert (
+        "chosen" in page.locator("#ae-dist").inner_text()
+        and f"(id {forced_id})" not in page.locator("#ae-dist").inner_text()
+    )  # the same distribution, the clicked bar now marked chosen
     screenshot(page, "05-forced")
 
     page.get_by_role("button", name="⟲ Rewind 1").click()
@@ -178,7 +180,7 @@ def test_user_text_never_runs_as_script(browser: Any, app_url: str) -> None:
     x = expect()
     page, seen = open_page(browser, app_url)
     analyze(page, XSS)
-    shown = "".join(page.locator("#ae-tokens .ae-tok-text").all_inner_texts())
+    shown = "".join(page.locator("#ae-tokens .ae-tok b").all_inner_texts())
     assert shown.startswith("<img␣src=x␣onerror=alert(1)>␣<script>")  # shown as text
     page.locator("#ae-tokens [data-pos='1']").click()
     x(page.locator("#ae-query input")).to_have_value(re.compile(r"^1 · "), timeout=T)
@@ -193,7 +195,7 @@ def test_user_text_never_runs_as_script(browser: Any, app_url: str) -> None:
     x(page.locator("#ae-status")).to_contain_text("not one", timeout=T)  # an error, shown as text
     page.wait_for_timeout(500)
     screenshot(page, "07-xss-prompt")
-    injected = page.evaluate("() => document.querySelectorAll('img[src=\"x\"], img[src=\"y\"]').length")
+    injected = page.evaluate('() => document.querySelectorAll(\'img[src="x"], img[src="y"]\').length')
     page.context.close()
     assert injected == 0
     assert seen["dialogs"] == []
@@ -209,6 +211,8 @@ def test_layout_fits_the_viewport(browser: Any, app_url: str, width: int, height
     for tab in ("Q/K/V step by step", "Generate"):
         page.get_by_role("tab", name=tab).click()
         page.wait_for_timeout(300)
-        overflow = max(overflow, page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth"))
+        overflow = max(
+            overflow, page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        )
     page.context.close()
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px"
