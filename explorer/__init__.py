@@ -26,7 +26,21 @@ _EXPORTS = {
     "build_app": "explorer.app",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "STEPS",
+    "Analysis",
+    "Breakdown",
+    "ExplorerError",
+    "GenerationSession",
+    "LoadedModel",
+    "ModelLoadError",
+    "StepResult",
+    "analyze",
+    "breakdown",
+    "build_app",
+    "load_model",
+]
+assert sorted(__all__) == sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from explorer.app import build_app

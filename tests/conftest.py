@@ -18,15 +18,23 @@ BUNDLED_READY = (bundled_path() / "model.safetensors").is_file()
 needs_bundled = pytest.mark.skipif(not BUNDLED_READY, reason="the bundled demo model is not trained yet")
 
 
-def make_tiny_checkpoint(folder: Path, seed: int = 0, n_layer: int = 2, n_head: int = 4, n_embd: int = 32,
-                         n_positions: int = 64) -> Path:
+def make_tiny_checkpoint(
+    folder: Path, seed: int = 0, n_layer: int = 2, n_head: int = 4, n_embd: int = 32, n_positions: int = 64
+) -> Path:
     """A random GPT-2 with the bundled tokenizer, saved as a normal safetensors checkpoint."""
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_path()))
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
-                        n_head=n_head, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config)
     # Larger than default init so attention patterns are far from uniform and bugs show.

@@ -1,6 +1,6 @@
 """Write the demo model's card (README.md) from the eval.json that training leaves beside it.
 
-    python tools/model_card.py assets/models/demo-gpt2
+python tools/model_card.py assets/models/demo-gpt2
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ def _numel(shape: list[int]) -> int:
 
 def _grid(scores: list[list[float]]) -> str:
     heads = len(scores[0])
-    lines = ["| layer | " + " | ".join(f"H{h}" for h in range(heads)) + " |",
-             "|---" * (heads + 1) + "|"]
+    lines = ["| layer | " + " | ".join(f"H{h}" for h in range(heads)) + " |", "|---" * (heads + 1) + "|"]
     for layer, row in enumerate(scores):
         lines.append(f"| L{layer} | " + " | ".join(f"{x:.2f}" for x in row) + " |")
     return "\n".join(lines)
@@ -34,7 +33,7 @@ def card(folder: Path) -> str:
     m, args = report["metrics"], report["args"]
     prev, ind = m["previous_token_head"], m["induction_head"]
     with safe_open(str(folder / "model.safetensors"), "np") as f:
-        n_params = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())
+        n_params = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118 (safe_open is not iterable)
     size_mb = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6
     hours = report.get("train_seconds_total", report["train_seconds_this_run"]) / 3600
     sources = "\n".join(f"| {s['name']} | {s['origin']} | {s['licence']} |" for s in report["sources"])
@@ -49,8 +48,8 @@ tags: [gpt2, interpretability, attention, demo]
 
 # demo-gpt2: the small GPT-2 that Attention Explorer ships
 
-A GPT-2-architecture model ({config['n_layer']} layers × {config['n_head']} heads, d_model
-{config['n_embd']}, context {config['n_positions']} tokens, {n_params / 1e6:.1f} M parameters)
+A GPT-2-architecture model ({config["n_layer"]} layers × {config["n_head"]} heads, d_model
+{config["n_embd"]}, context {config["n_positions"]} tokens, {n_params / 1e6:.1f} M parameters)
 trained from scratch on CPU so that the explorer runs with nothing downloaded. It is a standard
 Hugging Face checkpoint: `GPT2LMHeadModel.from_pretrained(path, attn_implementation="eager")` and
 `AutoTokenizer.from_pretrained(path)` load it. The folder is {size_mb:.1f} MB.
@@ -61,7 +60,7 @@ for the real one wherever the Hugging Face Hub or your local cache has it.
 
 ## Tokenizer
 A byte-level BPE like GPT-2's, trained on the same corpus with `tokenizers`:
-{config['vocab_size']:,} tokens, `<|endoftext|>` = id 0. GPT-2's own 50,257-token vocabulary would
+{config["vocab_size"]:,} tokens, `<|endoftext|>` = id 0. GPT-2's own 50,257-token vocabulary would
 have made the embedding table alone larger than the whole model and most of the training cost on
 two CPU cores; a corpus-specific vocabulary gives shorter sequences for the same text.
 
@@ -70,34 +69,34 @@ two CPU cores; a corpus-specific vocabulary gives shorter sequences for the same
 |---|---|---|
 {sources}
 
-The last 2 % of every source is held out. Training text: {report['train_tokens']:,} tokens;
-held-out prose: {report['heldout_tokens']:,} tokens. A share of {args['repeat_share']:.0%} of training
+The last 2 % of every source is held out. Training text: {report["train_tokens"]:,} tokens;
+held-out prose: {report["heldout_tokens"]:,} tokens. A share of {args["repeat_share"]:.0%} of training
 sequences are spans of random tokens repeated, which is what makes induction heads form in a
 small budget (plain text alone formed none in about 7 M tokens).
 
 ## Training
-`python tools/train_demo_model.py` (fixed seed {args['seed']}; resumable with `--resume`; CPU or CUDA).
-{report['steps']:,} steps of {args['batch_tokens']:,} tokens ({report['tokens_trained']:,} tokens in all),
-sequences of {args['seq_len']} tokens with every {args['long_every']}th step at the full
-{config['n_positions']} so every position embedding is trained; AdamW, lr {args['lr']}, cosine
+`python tools/train_demo_model.py` (fixed seed {args["seed"]}; resumable with `--resume`; CPU or CUDA).
+{report["steps"]:,} steps of {args["batch_tokens"]:,} tokens ({report["tokens_trained"]:,} tokens in all),
+sequences of {args["seq_len"]} tokens with every {args["long_every"]}th step at the full
+{config["n_positions"]} so every position embedding is trained; AdamW, lr {args["lr"]}, cosine
 schedule, bf16 autocast; {hours:.1f} hours on 2 CPU cores.
 
 ## Evaluation (printed by the training script, stored in `eval.json`)
 | measure | value | goal |
 |---|---|---|
-| held-out loss | {m['heldout_loss']:.3f} nats/token | |
-| held-out perplexity | {m['heldout_perplexity']:.1f} | |
-| best previous-token head (mean attention i → i−1 on held-out prose) | L{prev['layer']}H{prev['head']}: {prev['score']:.2f} | ≥ 0.6 {ok(prev['score'] >= 0.6)} |
-| best induction head (50 random tokens repeated; attention to the token after the earlier occurrence) | L{ind['layer']}H{ind['head']}: {ind['score']:.2f} | ≥ 0.4 {ok(ind['score'] >= 0.4)} |
-| loss on the repeated copy ÷ loss on the first copy | {m['repeat_loss_ratio']:.3f} ({m['repeat_loss_second_copy']:.2f} / {m['repeat_loss_first_copy']:.2f}) | ≤ 0.5 {ok(m['repeat_loss_ratio'] <= 0.5)} |
+| held-out loss | {m["heldout_loss"]:.3f} nats/token | |
+| held-out perplexity | {m["heldout_perplexity"]:.1f} | |
+| best previous-token head (mean attention i → i−1 on held-out prose) | L{prev["layer"]}H{prev["head"]}: {prev["score"]:.2f} | ≥ 0.6 {ok(prev["score"] >= 0.6)} |
+| best induction head (50 random tokens repeated; attention to the token after the earlier occurrence) | L{ind["layer"]}H{ind["head"]}: {ind["score"]:.2f} | ≥ 0.4 {ok(ind["score"] >= 0.4)} |
+| loss on the repeated copy ÷ loss on the first copy | {m["repeat_loss_ratio"]:.3f} ({m["repeat_loss_second_copy"]:.2f} / {m["repeat_loss_first_copy"]:.2f}) | ≤ 0.5 {ok(m["repeat_loss_ratio"] <= 0.5)} |
 
 Previous-token score of every head:
 
-{_grid(m['previous_token_scores'])}
+{_grid(m["previous_token_scores"])}
 
 Induction score of every head:
 
-{_grid(m['induction_scores'])}
+{_grid(m["induction_scores"])}
 
 ## Samples (temperature 0.8, top-k 40)
 {samples}

