@@ -40,6 +40,7 @@ MODEL_CHOICES = (
     ("gpt2-medium", "gpt2-medium"),
 )
 DETAIL_MAX_CELLS = 320 * 320  # beyond this the head detail shows a window of query rows
+DETAIL_TICK_LABELS = 32  # token labels per axis that fit a half-width panel
 KEPT_STEPS = 64  # recent generation steps kept for their attention rows
 CONCURRENCY = 4
 
@@ -249,7 +250,18 @@ def detail(analysis: Analysis, layer: int, head: int | None, query: int) -> tupl
         )
     fig = figures.head_figure(pattern[lo:hi, :hi], list(analysis.tokens[:hi]), layer, head, query)
     fig.update_layout(height=620)
+    thin_ticks(fig, DETAIL_TICK_LABELS)
     return fig, note
+
+
+def thin_ticks(fig: go.Figure, max_labels: int) -> go.Figure:
+    """Keep every k-th token label so that labels do not overlap in a panel of this app's size."""
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):
+        values, text = list(axis.tickvals or ()), list(axis.ticktext or ())
+        if len(values) > max_labels and len(values) == len(text):
+            step = -(-len(values) // max_labels)
+            axis.update(tickvals=values[::step], ticktext=text[::step])
+    return fig
 
 
 def _mean_or_head(pattern_lh: np.ndarray, head: int | None) -> np.ndarray:
@@ -421,7 +433,7 @@ def build_app(
             bar_click=bar_click,
             force_text=gen["force_text"],
         )
-        _wire_analysis(ctx, panels, analyze_btn, examples)
+        _wire_analysis(demo, ctx, panels, analyze_btn, examples)
         _wire_generation(ctx, panels, gen)
         _wire_model(ctx, panels)
     return demo
@@ -434,9 +446,9 @@ def _header(loaded: LoadedModel, key: str, limits: Limits) -> tuple[gr.Markdown,
     with gr.Row(elem_id="ae-header", equal_height=True):
         with gr.Column(scale=3, min_width=360):
             gr.HTML(
-                "<div class='ae-brand'><h1>Attention Explorer</h1><p>Type a prompt and watch GPT-2 read it: "
-                "every layer and head, the attention arithmetic with the model's real numbers, and "
-                "generation one token at a time.</p></div>"
+                "<div class='ae-brand'><h1>Attention Explorer</h1><p>Watch GPT-2 read your prompt: every "
+                "head, the attention arithmetic with the model's own numbers, and generation token by "
+                "token.</p></div>"
             )
             model_md = gr.Markdown(_model_text(loaded, limits), elem_id="ae-model", elem_classes=["ae-model"])
         with gr.Column(scale=1, min_width=240):
@@ -444,9 +456,7 @@ def _header(loaded: LoadedModel, key: str, limits: Limits) -> tuple[gr.Markdown,
             if key not in dict((v, v) for _, v in choices):
                 choices.append((key, key))
             hint = (
-                "Pick a model"
-                if limits.hosted
-                else "Pick one, or type a hub id or a local folder and press Enter"
+                "Loading takes a moment" if limits.hosted else "Pick one, or type a hub id or folder + Enter"
             )
             model_dd = gr.Dropdown(
                 choices=choices,
@@ -489,7 +499,7 @@ def _prompt_panel() -> tuple[gr.Textbox, gr.Button, Any]:
             label="Prompt",
             placeholder="Type some text for GPT-2 to read …",
             lines=2,
-            max_lines=8,
+            max_lines=4,
             scale=6,
             elem_id="ae-prompt",
         )
@@ -512,7 +522,6 @@ def _selection_panel() -> tuple[gr.HTML, gr.Slider, gr.Slider, gr.Checkbox, gr.D
             views.empty_html("Press Analyze to see the prompt's tokens."),
             elem_id="ae-tokens",
             js_on_load=TOKEN_CLICK_JS,
-            max_height=190,
             padding=True,
         )
         with gr.Row(equal_height=True):
@@ -538,8 +547,7 @@ def _heads_tab() -> tuple[gr.Plot, gr.Plot, gr.Markdown]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=420):
             gr.Markdown(
-                "Each tile is one head's attention pattern (query ↓, key →). **Click a tile** to "
-                "open that head on the right.",
+                "**Every head at once.** Click a tile to open that head on the right.",
                 elem_classes=["ae-help"],
             )
             overview_plot = gr.Plot(
@@ -549,8 +557,8 @@ def _heads_tab() -> tuple[gr.Plot, gr.Plot, gr.Markdown]:
             )
         with gr.Column(scale=1, min_width=420):
             gr.Markdown(
-                "Rows are query tokens, columns the keys they attend to; hover for the weight. The "
-                "outlined row is the query token.",
+                "**One head.** Each row is a query token, each column a key it may attend to; hover "
+                "for the weight.",
                 elem_classes=["ae-help"],
             )
             detail_plot = gr.Plot(
@@ -720,7 +728,9 @@ def _require_analysis(session: Session) -> Analysis:
     return session.analysis
 
 
-def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, examples: Any) -> None:
+def _wire_analysis(
+    demo: gr.Blocks, ctx: Context, panels: Panels, analyze_btn: gr.Button, examples: Any
+) -> None:
     status = ctx.status
     guard = guarded(status)
     selectors = [ctx.layer, ctx.head, ctx.query]
@@ -779,6 +789,8 @@ def _wire_analysis(ctx: Context, panels: Panels, analyze_btn: gr.Button, example
     ctx.prompt.submit(run_analysis, inputs, api_visibility="private", **common)
     if examples is not None:
         examples.load_input_event.then(run_analysis, inputs, api_visibility="private", **common)
+    if ctx.prompt.value:  # a first look without a click: the example prompt, analyzed on page load
+        demo.load(run_analysis, inputs, api_visibility="private", **common)
 
     selection_outputs = [status, panels.tokens, *_selection_targets(panels)]
 
@@ -1276,7 +1288,8 @@ CSS = """
 .ae-footer { color: var(--body-text-color-subdued); font-size: .8rem; text-align: center; margin-top: 1rem; }
 .ae-empty { color: var(--body-text-color-subdued); padding: .6rem .2rem; }
 .ae-tok-head { font-size: .8rem; color: var(--body-text-color-subdued); margin-bottom: .35rem; }
-.ae-tok-list { display: flex; flex-wrap: wrap; gap: 4px; }
+.ae-tok-list { display: flex; flex-wrap: wrap; gap: 4px; max-height: 128px; overflow-y: auto;
+  position: relative; padding: 2px; }
 .ae-tok { display: inline-flex; flex-direction: column; align-items: center; padding: 2px 6px 1px;
   border: 1px solid var(--border-color-primary); border-radius: 6px; background: var(--background-fill-primary);
   cursor: pointer; font: inherit; line-height: 1.15; }
@@ -1314,6 +1327,13 @@ element.addEventListener('click', (event) => {
   const chip = event.target.closest('[data-pos]');
   if (chip) trigger('click', {pos: Number(chip.dataset.pos)});
 });
+const reveal = () => {  // keep the selected token in view inside the scrolling strip
+  const list = element.querySelector('.ae-tok-list');
+  const chip = element.querySelector('.ae-sel');
+  if (list && chip) list.scrollTop = chip.offsetTop - list.offsetTop - list.clientHeight / 2;
+};
+watch('value', reveal);
+reveal();
 """
 
 # The token strip and layer/head/query belong to the analysis tabs, not to Generate.

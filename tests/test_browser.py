@@ -56,7 +56,8 @@ def open_page(browser: Any, url: str, width: int = 1440, height: int = 900) -> t
     page.on("console", lambda m: seen["console"].append(m.text))
     page.on("pageerror", lambda e: seen["errors"].append(str(e)))
     page.goto(url)
-    page.get_by_role("button", name="Analyze", exact=True).wait_for(timeout=T)
+    # The example prompt is analyzed on page load; wait for it so that it cannot race a test's own.
+    expect()(page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
     return page, seen
 
 
@@ -72,11 +73,10 @@ def expect() -> Any:
     return pytest.importorskip("playwright.sync_api").expect
 
 
-def analyze(page: Any, prompt: str | None = None) -> None:
-    if prompt is not None:
-        page.locator("#ae-prompt textarea").fill(prompt)
+def analyze(page: Any, prompt: str, first_token: str) -> None:
+    page.locator("#ae-prompt textarea").fill(prompt)
     page.get_by_role("button", name="Analyze", exact=True).click()
-    expect()(page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
+    expect()(page.locator("#ae-tokens [data-pos='0'] b")).to_have_text(first_token, timeout=T)
     expect()(page.locator("#ae-overview .js-plotly-plot .heatmaplayer")).to_have_count(1, timeout=T)
 
 
@@ -179,7 +179,7 @@ def test_settings_reshape_the_next_token_distribution(page: Any) -> None:
 def test_user_text_never_runs_as_script(browser: Any, app_url: str) -> None:
     x = expect()
     page, seen = open_page(browser, app_url)
-    analyze(page, XSS)
+    analyze(page, XSS, "<")
     shown = "".join(page.locator("#ae-tokens .ae-tok b").all_inner_texts())
     assert shown.startswith("<img␣src=x␣onerror=alert(1)>␣<script>")  # shown as text
     page.locator("#ae-tokens [data-pos='1']").click()
@@ -205,7 +205,7 @@ def test_user_text_never_runs_as_script(browser: Any, app_url: str) -> None:
 @pytest.mark.parametrize(("width", "height"), [(1440, 900), (1280, 720)])
 def test_layout_fits_the_viewport(browser: Any, app_url: str, width: int, height: int) -> None:
     page, _ = open_page(browser, app_url, width, height)
-    analyze(page)
+    analyze(page, "The cat sat on the mat. The cat sat on the mat.", "The")
     screenshot(page, f"08-viewport-{width}x{height}", full_page=False)
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     for tab in ("Q/K/V step by step", "Generate"):
