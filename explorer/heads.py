@@ -183,7 +183,7 @@ def make_probes(
     specials = np.asarray(loaded.tokenizer.all_special_ids, dtype=np.int64)
     candidates = np.setdiff1d(np.arange(_vocab(loaded)), specials)
     block = np.random.default_rng(seed).choice(candidates, size=(n_seqs, span))
-    repeated = np.concatenate([np.full((n_seqs, start), prefix[:1] or [0]), block, block], axis=1)
+    repeated = np.concatenate([np.full((n_seqs, start), prefix[0] if prefix else 0), block, block], axis=1)
     return Probes(np.asarray([prose], np.int64), repeated.astype(np.int64), span, start)
 
 

@@ -194,12 +194,14 @@ def test_bundled_model_heads_match_its_card(bundled):
     best_prev, best_ind = card["previous_token_head"], card["induction_head"]
     assert df.loc[(best_prev["layer"], best_prev["head"]), "label"] == "previous_token"
     assert df.loc[(best_ind["layer"], best_ind["head"]), "label"] == "induction"
-    # Our scores rank heads as the card's do (different probe texts, same measures).
+    # Our scores rank heads as the card's do (other probe texts, the same measures).
     for ours, theirs in (("previous_token", "previous_token_scores"), ("induction", "induction_scores")):
         card_scores = np.asarray(card[theirs]).ravel()
         assert np.corrcoef(df[ours].to_numpy(), card_scores)[0, 1] > 0.9
-    # A useful map: no one bucket holds most heads.
-    assert df["label"].value_counts().max() <= 0.5 * len(df)
+    # A useful map: several kinds of head, and no one type swallows most of them.
+    counts = df["label"].value_counts()
+    assert len(counts) >= 3
+    assert counts.drop(MIXED, errors="ignore").max() <= 0.5 * len(df)
 
 
 def test_bundled_probes_light_up_their_heads(bundled):
@@ -207,15 +209,15 @@ def test_bundled_probes_light_up_their_heads(bundled):
     for label, key in (("induction", "induction_head"), ("previous_token", "previous_token_head")):
         layer, head = card[key]["layer"], card[key]["head"]
         a = analyze(bundled, probe_for(label, bundled))
-        row = a.pattern[layer, head]
-        n = a.n_pos
+        row, n = a.pattern[layer, head], a.n_pos
         if label == "previous_token":
-            mass = row[np.arange(2, n), np.arange(1, n - 1)].mean()
+            q = np.arange(2, n)
+            mass = row[q, q - 1].mean()
         else:
-            half = n // 2  # second copy starts after the newline at `half`
+            half = n // 2  # the second copy starts after the newline at `half`
             q = np.arange(half + 1, n)
             mass = row[q, q - half].mean()
-        assert mass > 0.5, (label, mass)
+        assert mass >= THRESHOLDS[label], (label, mass)
 
 
 GPT2 = os.environ.get("EXPLORER_GPT2_PATH")
