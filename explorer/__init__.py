@@ -1,6 +1,7 @@
 """Attention Explorer: a glass-box view of GPT-2's attention.
 
     from explorer import load_model, analyze, breakdown, GenerationSession
+    from explorer import head_scores, ablate, head_importance, logit_lens, compare  # issue #7
 
 `import explorer` stays cheap: torch, transformers and gradio load on first use.
 """
@@ -24,6 +25,11 @@ _EXPORTS = {
     "ExplorerError": "explorer.errors",
     "ModelLoadError": "explorer.errors",
     "build_app": "explorer.app",
+    "head_scores": "explorer.heads",
+    "ablate": "explorer.ablation",
+    "head_importance": "explorer.ablation",
+    "logit_lens": "explorer.lens",
+    "compare": "explorer.compare",
 }
 
 __all__ = [
@@ -35,19 +41,28 @@ __all__ = [
     "LoadedModel",
     "ModelLoadError",
     "StepResult",
+    "ablate",
     "analyze",
     "breakdown",
     "build_app",
+    "compare",
+    "head_importance",
+    "head_scores",
     "load_model",
+    "logit_lens",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from explorer.ablation import ablate, head_importance
     from explorer.app import build_app
     from explorer.arithmetic import STEPS, Breakdown, breakdown
     from explorer.capture import Analysis, analyze
+    from explorer.compare import compare
     from explorer.errors import ExplorerError, ModelLoadError
     from explorer.generation import GenerationSession, StepResult
+    from explorer.heads import head_scores
+    from explorer.lens import logit_lens
     from explorer.loading import LoadedModel, load_model
 
 

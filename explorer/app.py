@@ -408,6 +408,9 @@ def build_app(
                 selection, steps = _steps_tab()
             with gr.Tab("Generate", id="generate", elem_id="ae-gen-tab"):
                 gen = _generation_tab(limits)
+            from explorer.insights_ui import build_insights_tabs  # imports this module: here, not on top
+
+            build_insights_tabs(ctx, tabs)
             for extra in extra_tabs:
                 extra(ctx)
         gr.Markdown(_footer(), elem_classes=["ae-footer"])
