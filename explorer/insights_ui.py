@@ -629,6 +629,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
         run,
         [ctx.session, c["heads"], c["layer"], c["mode"], c["target"]],
         [status, c["summary"], c["dist"]],
+        api_name="ablate_picked",  # not the default "run", which would push the Generate tab's /run aside
         api_visibility="private",
         concurrency_limit=CONCURRENCY,
         concurrency_id="ablation",
