@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import weakref
 from collections import OrderedDict
@@ -23,7 +24,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer import figures, views
+from explorer import export, figures, lecture, views
 from explorer.arithmetic import STEPS, Breakdown, breakdown
 from explorer.capture import Analysis, analyze, display_tokens
 from explorer.errors import ExplorerError, ModelLoadError
@@ -41,6 +42,7 @@ MODEL_CHOICES = (
 )
 DETAIL_MAX_CELLS = 320 * 320  # beyond this the head detail shows a window of query rows
 DETAIL_TICK_LABELS = 32  # token labels per axis that fit a half-width panel
+STEP_TICK_LABELS = 40
 KEPT_STEPS = 64  # recent generation steps kept for their attention rows
 CONCURRENCY = 4
 
@@ -318,7 +320,7 @@ STEP_FIGURES: dict[str, Callable[[Breakdown], go.Figure]] = {
 class StepPanel:
     name: str
     card: gr.HTML
-    table: gr.Dataframe
+    table: gr.HTML
     plot: gr.Plot | None
 
 
@@ -329,9 +331,12 @@ def step_updates(panels: Sequence[StepPanel], bd: Breakdown) -> dict[Any, Any]:
         out[panel.card] = views.step_card(
             number, step, bd.deviation.get(panel.name), views.step_note(bd, panel.name)
         )
-        out[panel.table] = views.step_table(bd, panel.name)
+        out[panel.table] = views.table_html(views.step_table(bd, panel.name))
         if panel.plot is not None:
-            out[panel.plot] = STEP_FIGURES[panel.name](bd)
+            fig = STEP_FIGURES[panel.name](bd)
+            if panel.name in ("scaled", "pattern"):  # bar charts: shorter than figures' default
+                fig.update_layout(height=320)
+            out[panel.plot] = thin_ticks(fig, STEP_TICK_LABELS)
     return out
 
 
@@ -386,6 +391,7 @@ def build_app(
         session = gr.State(Session(model=key))
         analyzed = gr.State(0)
         model_md, model_dd = _header(first, key, limits)
+        bar = _lecture_bar()
         prompt, analyze_btn, examples = _prompt_panel()
         status = gr.Markdown("", elem_id="ae-status", elem_classes=["ae-status"])
         tokens, layer, head, mean, query = _selection_panel()
@@ -411,6 +417,8 @@ def build_app(
             from explorer.insights_ui import build_insights_tabs  # imports this module: here, not on top
 
             build_insights_tabs(ctx, tabs)
+            walk = _walkthrough_tab()
+            exports = _export_tab()
             for extra in extra_tabs:
                 extra(ctx)
         gr.Markdown(_footer(), elem_classes=["ae-footer"])
@@ -436,9 +444,12 @@ def build_app(
             bar_click=bar_click,
             force_text=gen["force_text"],
         )
-        _wire_analysis(demo, ctx, panels, analyze_btn, examples)
+        analysis_event = _wire_analysis(demo, ctx, panels, analyze_btn, examples)
         _wire_generation(ctx, panels, gen)
-        _wire_model(ctx, panels)
+        _wire_model(ctx, panels, analysis_event)
+        _wire_export(ctx, exports)
+        _wire_walkthrough(ctx, panels, gen, walk, bar["lang"])
+        _wire_view_state(demo, ctx, panels, gen, bar, analysis_event)
     return demo
 
 
@@ -577,22 +588,17 @@ def _steps_tab() -> tuple[gr.Markdown, tuple[StepPanel, ...]]:
         elem_id="ae-selection-line",
         elem_classes=["ae-selection-line"],
     )
+    gr.HTML(views.steps_nav(), elem_id="ae-steps-nav")
     panels: list[StepPanel] = []
     for step in STEPS:
-        with gr.Row(equal_height=False, elem_classes=["ae-step-row"]):
+        with gr.Row(equal_height=False, elem_classes=["ae-step-row"], elem_id=f"ae-step-{step.name}"):
             with gr.Column(scale=2, min_width=300):
                 card = gr.HTML(views.step_card(len(panels) + 1, step, None), elem_classes=["ae-card"])
             with gr.Column(scale=5, min_width=380):
                 plot = None
                 if step.name in STEP_FIGURES:
                     plot = gr.Plot(show_label=False, elem_classes=["ae-step-plot"])
-                table = gr.Dataframe(
-                    interactive=False,
-                    show_label=False,
-                    max_height=260,
-                    wrap=False,
-                    elem_classes=["ae-step-table"],
-                )
+                table = gr.HTML("", elem_classes=["ae-step-table"])
         panels.append(StepPanel(step.name, card, table, plot))
     return selection, tuple(panels)
 
@@ -602,10 +608,10 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
             with gr.Row(elem_id="ae-gen-buttons"):
-                c["step"] = gr.Button("Step", variant="primary", elem_id="ae-step", min_width=90)
-                c["run"] = gr.Button("Run", variant="primary", elem_id="ae-run", min_width=90)
-                c["stop"] = gr.Button("Stop", variant="stop", elem_id="ae-stop", min_width=90)
-                c["rewind"] = gr.Button("⟲ Rewind 1", elem_id="ae-rewind", min_width=110)
+                c["step"] = gr.Button("Step", variant="primary", elem_id="ae-step", min_width=80)
+                c["run"] = gr.Button("Run", variant="primary", elem_id="ae-run", min_width=80)
+                c["stop"] = gr.Button("Stop", variant="stop", elem_id="ae-stop", min_width=80)
+                c["rewind"] = gr.Button("⟲ Rewind", elem_id="ae-rewind", min_width=100)
                 c["restart"] = gr.Button("↺ Restart", elem_id="ae-restart", min_width=100)
             c["text"] = gr.HTML(
                 views.empty_html("Press Step to add one token to the prompt, or Run to add several."),
@@ -617,7 +623,7 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
                 placeholder("The next-token distribution appears here."), show_label=False, elem_id="ae-dist"
             )
             gr.Markdown(
-                "**Click a bar** to use that token instead of the chosen one, or type a token to add next:",
+                "**Click a bar** to take that token instead of the chosen one, or type a token to add next:",
                 elem_classes=["ae-help"],
             )
             with gr.Row(equal_height=True):
@@ -667,17 +673,17 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
                         limits.max_run_tokens,
                         value=min(20, limits.max_run_tokens),
                         step=1,
-                        label="Tokens per Run",
+                        label="Run length",
+                        info="tokens per Run",
                         elem_id="ae-n",
                     )
+            gr.Markdown("**Where the new token looked**", elem_classes=["ae-subhead"])
             with gr.Group(), gr.Row():
-                c["attn_layer"] = gr.Slider(
-                    0, 1, value=0, step=1, label="Attention of the new token: layer", elem_id="ae-gen-layer"
-                )
+                c["attn_layer"] = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-gen-layer")
                 c["attn_head"] = gr.Dropdown(
                     choices=[("mean over heads", -1)],
                     value=-1,
-                    label="head",
+                    label="Head",
                     elem_id="ae-gen-head",
                     min_width=140,
                 )
@@ -733,7 +739,8 @@ def _require_analysis(session: Session) -> Analysis:
 
 def _wire_analysis(
     demo: gr.Blocks, ctx: Context, panels: Panels, analyze_btn: gr.Button, examples: Any
-) -> None:
+) -> dict[str, Any]:
+    """Wire the analysis; returns the analysis event (fn, inputs, outputs, …) for a page-load chain."""
     status = ctx.status
     guard = guarded(status)
     selectors = [ctx.layer, ctx.head, ctx.query]
@@ -792,8 +799,7 @@ def _wire_analysis(
     ctx.prompt.submit(run_analysis, inputs, api_visibility="private", **common)
     if examples is not None:
         examples.load_input_event.then(run_analysis, inputs, api_visibility="private", **common)
-    if ctx.prompt.value:  # a first look without a click: the example prompt, analyzed on page load
-        demo.load(run_analysis, inputs, api_visibility="private", **common)
+    # The example prompt (or a shared link's) is analyzed on page load: see _wire_view_state.
 
     selection_outputs = [status, panels.tokens, *_selection_targets(panels)]
 
@@ -824,7 +830,7 @@ def _wire_analysis(
         try:
             x, y = float(evt.x), float(evt.y)  # type: ignore[attr-defined]
         except (AttributeError, TypeError, ValueError):
-            return {}
+            return gr.skip()
         tile = figures.overview_tile(analysis.n_pos, analysis.n_layer, analysis.n_head)
         hit = figures.overview_cell_to_head(x, y, analysis.n_layer, analysis.n_head, tile)
         layer, head = hit if hit else (_clamp(round(y), analysis.n_layer), _clamp(round(x), analysis.n_head))
@@ -855,6 +861,8 @@ def _wire_analysis(
         api_visibility="private",
         concurrency_limit=CONCURRENCY,
     )
+
+    return {"fn": run_analysis, "inputs": inputs, **common}
 
 
 def _selection_targets(panels: Panels) -> list[Any]:
@@ -1187,7 +1195,7 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         gen = session.generation
         result = session.steps.get(len(gen.ids) - 1) if gen is not None else None
         if gen is None or result is None:
-            return {}
+            return gr.skip()
         return {panels.gen_attn: _attention_figure(gen, result, layer, head)}
 
     gen_inputs = [ctx.prompt, ctx.session, *settings, *view]
@@ -1223,7 +1231,8 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
 # --- wiring: model picker ------------------------------------------------------------------
 
 
-def _wire_model(ctx: Context, panels: Panels) -> None:
+def _wire_model(ctx: Context, panels: Panels, analysis_event: dict[str, Any]) -> None:
+    """The model picker: load (the previous model keeps serving on failure), then analyze again."""
     status = ctx.status
 
     def load(choice: str, session: Session, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
@@ -1256,13 +1265,323 @@ def _wire_model(ctx: Context, panels: Panels) -> None:
             panels.gen_step: "",
         }
 
+    def reanalyze(*args: Any, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
+        prompt, session = args[0], args[1]
+        if session.analysis is not None or not isinstance(prompt, str) or not prompt.strip():
+            return gr.skip()  # the load failed (the old analysis stands), or there is nothing to analyze
+        return analysis_event["fn"](*args, progress=progress)
+
     panels.model_dd.input(
         load,
         [panels.model_dd, ctx.session],
         [status, ctx.session, panels.model_md, panels.model_dd, panels.gen_text, panels.gen_step],
         api_name="load_model",
         concurrency_limit=2,
+    ).then(
+        reanalyze,
+        analysis_event["inputs"],
+        analysis_event["outputs"],
+        api_visibility="private",
+        concurrency_limit=CONCURRENCY,
     )
+
+
+# --- lecture mode, the walk-through, shareable links and exports (#8) ----------------------
+
+I18N = gr.I18n(**{lang: dict(text) for lang, text in lecture.UI_TEXT.items()})
+EXPORT_KINDS = {  # kind -> (button label, file extension)
+    "head_csv": ("Selected head · CSV", "csv"),
+    "attention_npz": ("All attention · NPZ", "npz"),
+    "breakdown_csv": ("Q/K/V breakdown · CSV", "csv"),
+    "breakdown_json": ("Q/K/V breakdown · JSON", "json"),
+    "history_csv": ("Generation history · CSV", "csv"),
+    "history_json": ("Generation history · JSON", "json"),
+    "report": ("Offline report · HTML", "html"),
+}
+
+
+def _lecture_bar() -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    with gr.Row(elem_id="ae-lecture-bar", equal_height=True):
+        c["lecture"] = gr.Checkbox(
+            False, label=I18N("Lecture mode"), elem_id="ae-lecture", container=False, scale=0, min_width=0
+        )
+        c["dark"] = gr.Checkbox(
+            False, label=I18N("Dark"), elem_id="ae-dark", container=False, scale=0, min_width=0
+        )
+        c["lang"] = gr.Radio(
+            list(lecture.LANGUAGE_CHOICES),
+            value="en",
+            label=I18N("Walk-through language"),
+            show_label=False,
+            container=False,
+            elem_id="ae-lang",
+            scale=0,
+            min_width=0,
+        )
+        c["copy"] = gr.Button(I18N("Copy link"), elem_id="ae-copy-link", size="sm", scale=0, min_width=0)
+    return c
+
+
+def _walkthrough_tab() -> gr.HTML:
+    with gr.Tab(I18N("Walk-through"), id="walk", elem_id="ae-walk-tab"):
+        return gr.HTML(lecture.walkthrough_html(None, None), elem_id="ae-walk", padding=True)
+
+
+def _export_tab() -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    with gr.Tab(I18N("Export"), id="export", elem_id="ae-export-tab"):
+        gr.Markdown(
+            "**Figures:** hover a plot; its toolbar downloads it as PNG (camera) or SVG (arrow), named "
+            "after what it shows. **Data** of the current selection and generation:",
+            elem_classes=["ae-help"],
+        )
+        with gr.Row(elem_id="ae-export-buttons"):
+            for kind, (label, _) in EXPORT_KINDS.items():
+                c[kind] = gr.Button(
+                    label,
+                    variant="primary" if kind == "report" else "secondary",
+                    elem_id=f"ae-export-{kind}",
+                    min_width=160,
+                )
+        c["file"] = gr.File(label="Download", elem_id="ae-export-file", interactive=False)
+    return c
+
+
+def _generation_settings(session: Session) -> dict[str, Any]:
+    gen = session.generation
+    if gen is None:
+        return {}
+    keys = ("temperature", "top_k", "top_p", "seed", "greedy")
+    return {"model": model_key_of(gen), **{k: getattr(gen, k) for k in keys}}
+
+
+def export_file(kind: str, session: Session, layer: Any, head: Any, query: Any) -> str:
+    """Write one download for the session's analysis (or generation) and return its path."""
+    gen = session.generation
+    history = list(gen.history) if gen is not None else []
+    if kind.startswith("history"):
+        if not history:
+            raise ExplorerError("Nothing to export yet: generate some tokens first.")
+        stem = "generation-history"
+        data: bytes = (
+            export.history_csv(history)
+            if kind == "history_csv"
+            else export.history_json(
+                history, prompt=session.gen_prompt, settings=_generation_settings(session)
+            )
+        )
+    else:
+        analysis = _require_analysis(session)
+        layer, head = _clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head)
+        query = _clamp(query, analysis.n_pos)
+        if kind == "head_csv":
+            stem, data = export.file_stem("attention", layer, head), export.head_csv(analysis, layer, head)
+        elif kind == "attention_npz":
+            stem, data = "attention-all", export.attention_npz(analysis)
+        elif kind == "report":
+            stem = export.file_stem("report", layer, head, query)
+            data = export.report_html(
+                analysis, layer=layer, head=head, query=query, history=history or None
+            ).encode("utf-8")
+        else:
+            bd = breakdown(analysis, layer, head, query)
+            stem = export.file_stem("breakdown", layer, head, query)
+            data = export.breakdown_csv(bd) if kind == "breakdown_csv" else export.breakdown_json(bd)
+    folder = tempfile.mkdtemp(prefix="attention-explorer-")
+    return str(export.write(data, folder, f"{stem}.{EXPORT_KINDS[kind][1]}"))
+
+
+def _wire_export(ctx: Context, c: dict[str, Any]) -> None:
+    guard = guarded(ctx.status)
+
+    def handler(kind: str) -> Callable[..., dict[Any, Any]]:
+        @guard
+        def run(session: Session, layer: Any, head: Any, query: Any) -> dict[Any, Any]:
+            path = export_file(kind, session, layer, head, query)
+            return {ctx.status: "", c["file"]: path}
+
+        return run
+
+    for kind in EXPORT_KINDS:
+        c[kind].click(
+            handler(kind),
+            [ctx.session, ctx.layer, ctx.head, ctx.query],
+            [ctx.status, c["file"]],
+            api_name=f"export_{kind}",
+            concurrency_limit=CONCURRENCY,
+        )
+
+
+def _walkthrough(
+    session: Session,
+    layer: Any,
+    head: Any,
+    query: Any,
+    lang: str,
+    greedy: bool,
+    temperature: float,
+    top_k: float,
+    top_p: float,
+) -> str:
+    analysis = session.analysis
+    if analysis is None:
+        return lecture.walkthrough_html(None, None, lang)
+    layer, head = _clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head)
+    bd = breakdown(analysis, layer, head, _clamp(query, analysis.n_pos))
+    try:
+        sampling = lecture.Sampling(float(temperature), int(top_k or 0), float(top_p), bool(greedy))
+    except (TypeError, ValueError):
+        sampling = lecture.Sampling()
+    gen = session.generation
+    last = (gen.history[-1].display, gen.history[-1].prob) if gen is not None and gen.history else None
+    return lecture.walkthrough_html(analysis, bd, lang, sampling, last)
+
+
+def _wire_walkthrough(
+    ctx: Context, panels: Panels, gen: dict[str, Any], walk: gr.HTML, lang: gr.Radio
+) -> None:
+    settings = [gen["greedy"], gen["temperature"], gen["top_k"], gen["top_p"]]
+    triggers = [ctx.analyzed, ctx.layer, ctx.head, ctx.query, lang, panels.gen_text, *settings]
+    gr.on(
+        [component.change for component in triggers],
+        guarded(ctx.status)(lambda *args: {walk: _walkthrough(*args)}),
+        [ctx.session, ctx.layer, ctx.head, ctx.query, lang, *settings],
+        [ctx.status, walk],
+        api_visibility="private",
+        trigger_mode="always_last",
+        concurrency_limit=CONCURRENCY,
+    )
+
+
+def _view_components(
+    ctx: Context, panels: Panels, gen: dict[str, Any], bar: dict[str, Any]
+) -> dict[str, Any]:
+    """The component behind each key of a shared link (lecture.VIEW_KEYS)."""
+    return {
+        "prompt": ctx.prompt,
+        "model": panels.model_dd,
+        "layer": ctx.layer,
+        "head": ctx.head,
+        "query": ctx.query,
+        "mean": ctx.mean,
+        "greedy": gen["greedy"],
+        "temperature": gen["temperature"],
+        "top_k": gen["top_k"],
+        "top_p": gen["top_p"],
+        "seed": gen["seed"],
+        "lang": bar["lang"],
+        "lecture": bar["lecture"],
+        "dark": bar["dark"],
+    }
+
+
+def _wire_view_state(
+    demo: gr.Blocks,
+    ctx: Context,
+    panels: Panels,
+    gen: dict[str, Any],
+    bar: dict[str, Any],
+    analysis_event: dict[str, Any],
+) -> None:
+    """On page load: the link's view (prompt, model, selection, settings) restored; on every change:
+    the link updated. Replaces a plain analysis of the example prompt on load."""
+    components = _view_components(ctx, panels, gen, bar)
+    assert tuple(components) == lecture.VIEW_KEYS
+    pending = gr.State(None)  # the View, until the analysis it needs has run
+    status = ctx.status
+    at_once = ("greedy", "temperature", "top_k", "top_p", "seed", "lang", "lecture", "dark")
+    restored = [components[key] for key in ("prompt", *at_once)]
+
+    def restore(prompt: str, session: Session, request: gr.Request) -> dict[Any, Any]:
+        view = lecture.parse_view(dict(request.query_params) if request else {})
+        out: dict[Any, Any] = {pending: view}
+        if view.prompt is not None:
+            out[ctx.prompt] = view.prompt
+        for key in at_once:
+            value = getattr(view, key)
+            if value is not None:
+                out[components[key]] = value
+        if view.lang is None:
+            accept = request.headers.get("accept-language") if request else None
+            out[bar["lang"]] = lecture.language_from_header(accept)
+        if view.model and view.model != session.model:
+            out |= _switch_model(ctx, panels, session, view.model)
+        return out
+
+    def analyze_if_prompt(*args: Any, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
+        prompt = args[0]
+        if not isinstance(prompt, str) or not prompt.strip():
+            return {ctx.status: ""}
+        return analysis_event["fn"](*args, progress=progress)
+
+    @guarded(status)
+    def select(session: Session, view: lecture.View | None, mean: bool) -> dict[Any, Any]:
+        analysis = session.analysis
+        if analysis is None or view is None or (view.layer, view.head, view.query, view.mean) == (None,) * 4:
+            return {pending: None}
+        layer = _clamp(view.layer or 0, analysis.n_layer)
+        head = _clamp(view.head or 0, analysis.n_head)
+        query = _clamp(analysis.n_pos - 1 if view.query is None else view.query, analysis.n_pos)
+        mean = bool(mean if view.mean is None else view.mean)
+        out: dict[Any, Any] = {ctx.layer: layer, ctx.head: head, ctx.mean: mean, ctx.query: query}
+        out |= {panels.tokens: _tokens(analysis, query), pending: None}
+        return out | _selection_outputs(panels, analysis, layer, head, query, mean)
+
+    event = analysis_event
+    demo.load(
+        restore,
+        [ctx.prompt, ctx.session],
+        [pending, *restored, ctx.session, status, panels.model_dd, panels.model_md],
+        api_visibility="private",
+    ).then(
+        analyze_if_prompt,
+        event["inputs"],
+        event["outputs"],
+        api_visibility="private",
+        concurrency_limit=event["concurrency_limit"],
+        concurrency_id=event["concurrency_id"],
+    ).then(
+        select,
+        [ctx.session, pending, ctx.mean],
+        [
+            status,
+            pending,
+            ctx.layer,
+            ctx.head,
+            ctx.mean,
+            ctx.query,
+            panels.tokens,
+            *_selection_targets(panels),
+        ],
+        api_visibility="private",
+    )
+    values = list(components.values())
+    gr.on([c.change for c in values], None, values, None, js=lecture.url_sync_js(), api_visibility="private")
+    bar["copy"].click(None, js=lecture.COPY_LINK_JS, api_visibility="private")
+    bar["lecture"].change(
+        None, [bar["lecture"]], None, js=lecture.LECTURE_TOGGLE_JS, api_visibility="private"
+    )
+    bar["dark"].change(None, [bar["dark"]], None, js=lecture.DARK_TOGGLE_JS, api_visibility="private")
+
+
+def _switch_model(ctx: Context, panels: Panels, session: Session, choice: str) -> dict[Any, Any]:
+    """Load the model a link names; if it cannot be loaded here, say so and keep the current one."""
+    try:
+        if ctx.limits.hosted and choice not in HOSTED_MODELS:
+            raise ModelLoadError(f"This hosted app can load only {', '.join(HOSTED_MODELS)}.")
+        loaded = ctx.models.get(choice)
+    except Exception as err:  # noqa: BLE001 - a bad link must not stop the page
+        message = f"The link's model could not be loaded: {_message(err)} The current model is kept."
+        return {ctx.status: _status_error(message), panels.model_dd: gr.update(value=session.model)}
+    key = model_key(loaded, choice)
+    ctx.models.put(key, loaded)
+    session.model, session.generation, session.analysis = key, None, None
+    return {
+        ctx.session: session,
+        panels.model_md: _model_text(loaded, ctx.limits),
+        panels.model_dd: gr.update(value=key),
+    }
 
 
 # --- serving ------------------------------------------------------------------------------
@@ -1286,6 +1605,7 @@ CSS = """
 .ae-status { min-height: 1.4em; font-size: .95rem; }
 .ae-error { color: #b91c1c; font-weight: 600; }
 .ae-ok-text { color: #047857; }
+.ae-subhead { margin-top: .6rem; }
 .ae-help { color: var(--body-text-color-subdued); font-size: .9rem; }
 .ae-note { color: var(--body-text-color-subdued); font-size: .85rem; }
 .ae-footer { color: var(--body-text-color-subdued); font-size: .8rem; text-align: center; margin-top: 1rem; }
@@ -1311,9 +1631,15 @@ CSS = """
   background: var(--background-fill-secondary); border-radius: 6px; white-space: pre-wrap; }
 .ae-step-why { font-size: .92rem; margin-bottom: .4rem; }
 .ae-badge { display: inline-block; font-size: .8rem; padding: .1rem .5rem; border-radius: 999px;
-  background: var(--background-fill-secondary); color: var(--body-text-color-subdued); }
-.ae-badge.ae-ok { background: #d1fae5; color: #065f46; }
-.ae-badge.ae-bad { background: #fee2e2; color: #991b1b; }
+  border: 1px solid var(--border-color-primary); color: var(--body-text-color-subdued); }
+.ae-nav { display: flex; flex-wrap: wrap; gap: 5px; align-items: center; font-size: .8rem; margin: .2rem 0 .4rem; }
+.ae-nav b { color: var(--color-accent); }
+.ae-nav a { text-decoration: none; padding: .15rem .55rem; border-radius: 999px; color: inherit;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-primary); }
+.ae-nav a:hover { border-color: var(--color-accent); background: var(--color-accent-soft); }
+.ae-nav .ae-arrow { color: var(--body-text-color-subdued); }
+.ae-badge.ae-ok { background: #d1fae5; color: #065f46; border-color: #a7f3d0; }
+.ae-badge.ae-bad { background: #fee2e2; color: #991b1b; border-color: #fecaca; }
 .ae-step-note { font-size: .8rem; color: var(--body-text-color-subdued); margin-top: .35rem; }
 .ae-text { font-size: 1.05rem; line-height: 1.6; white-space: pre-wrap; word-break: break-word; }
 .ae-prompt { color: var(--body-text-color-subdued); }
@@ -1321,8 +1647,19 @@ CSS = """
 .ae-gen.ae-new { background: #D55E00; color: white; }
 .ae-gen.ae-forced { text-decoration: underline dashed; text-underline-offset: 3px; }
 #ae-analyze { height: 100%; min-height: 3.2rem; font-size: 1.05rem; }
-.ae-step-table table { font-size: .85rem; }
-.ae-step-table th, .ae-step-table td { padding: 3px 8px !important; min-width: 0 !important; }
+.ae-table { max-height: 280px; overflow: auto; border: 1px solid var(--border-color-primary);
+  border-radius: 8px; background: var(--background-fill-primary); }
+.ae-table { width: fit-content; max-width: 100%; }
+.ae-table table { border-collapse: collapse; font-size: .8rem; width: max-content; margin: 0 !important;
+  border: none !important; }
+.ae-table th, .ae-table td { border: none !important; border-bottom: 1px solid var(--border-color-primary) !important; }
+.ae-table th { position: sticky; top: 0; background: var(--background-fill-secondary) !important; font-weight: 600;
+  text-align: right; padding: 4px 7px !important; white-space: nowrap; }
+.ae-table td { padding: 2px 7px !important; background: transparent !important; }
+.ae-table tr:last-child td { border-bottom: none !important; }
+.ae-table tbody tr:hover td { background: var(--color-accent-soft) !important; }
+.ae-table .ae-num { text-align: right; font-variant-numeric: tabular-nums; font-family: var(--font-mono); }
+.ae-table .ae-tokcell { font-family: var(--font-mono); white-space: pre; text-align: left; }
 """
 
 TOKEN_CLICK_JS = """
@@ -1373,7 +1710,7 @@ def plot_click_bridge(selector: str, fields: str) -> gr.HTML:
 
 def launch_options() -> dict[str, Any]:
     """The look; pass to `demo.launch(**launch_options())`."""
-    return {"theme": THEME, "css": CSS}
+    return {"theme": THEME, "css": CSS + lecture.CSS, "head": lecture.HEAD_HTML, "i18n": I18N}
 
 
 def launch(

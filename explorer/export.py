@@ -1,0 +1,396 @@
+"""Downloads: the analysis and the generation history as CSV, NPZ and JSON, and one offline report.
+
+Pure functions from engine results to bytes (or a written file); no gradio here.
+
+    head_csv(analysis, layer, head)       one head's attention, one row per (query, key ≤ query)
+    attention_npz(analysis)               every head's pattern [layer, head, query, key] and the tokens
+    breakdown_csv(bd) / breakdown_json(bd) the Q/K/V arithmetic of one layer, head and query
+    history_csv(items) / history_json(items, ...) the generated tokens, one row per step
+    export_report(analysis, path, ...)    one self-contained HTML file that opens with no network
+
+The report inlines plotly.js from the installed plotly package, so it draws its figures offline.
+Every piece of user text in it goes through `views.esc`; figure JSON is escaped by Plotly itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from explorer import __version__, arithmetic, figures, views
+from explorer.arithmetic import STEPS, Breakdown
+from explorer.capture import Analysis
+from explorer.generation import HistoryItem
+
+REPORT_MAX_POS = 256  # beyond this the report's head figure shows a window of query rows
+
+HEAD_COLUMNS = ("query", "query_token", "query_token_id", "key", "key_token", "key_token_id", "weight")
+HISTORY_COLUMNS = ("position", "token_id", "token", "prob", "entropy_bits", "forced")
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+def head_table(analysis: Analysis, layer: int, head: int) -> pd.DataFrame:
+    """One head's attention in long form: every (query, key) pair with key ≤ query."""
+    pattern = analysis.pattern[layer, head]  # [query, key]
+    query, key = np.tril_indices(analysis.n_pos)
+    tokens = np.asarray(analysis.tokens, dtype=object)
+    return pd.DataFrame(
+        {
+            "query": query,
+            "query_token": tokens[query],
+            "query_token_id": analysis.token_ids[query],
+            "key": key,
+            "key_token": tokens[key],
+            "key_token_id": analysis.token_ids[key],
+            "weight": pattern[query, key],
+        },
+        columns=list(HEAD_COLUMNS),
+    )
+
+
+def history_table(items: Sequence[HistoryItem]) -> pd.DataFrame:
+    """The generated tokens, one row per step: position, id, token, model p, entropy, forced."""
+    return pd.DataFrame(
+        {
+            "position": [h.position for h in items],
+            "token_id": [h.token_id for h in items],
+            "token": [h.display for h in items],
+            "prob": [h.prob for h in items],
+            "entropy_bits": [h.entropy for h in items],
+            "forced": [h.forced for h in items],
+        },
+        columns=list(HISTORY_COLUMNS),
+    )
+
+
+def _csv(table: pd.DataFrame) -> bytes:
+    return table.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def head_csv(analysis: Analysis, layer: int, head: int) -> bytes:
+    return _csv(head_table(analysis, layer, head))
+
+
+def breakdown_csv(bd: Breakdown) -> bytes:
+    """The attention row of one query: key, token, score, scaled, weight (Breakdown.table)."""
+    return _csv(bd.table())
+
+
+def history_csv(items: Sequence[HistoryItem]) -> bytes:
+    return _csv(history_table(items))
+
+
+# --- arrays and JSON -----------------------------------------------------------------------
+
+
+def attention_npz(analysis: Analysis) -> bytes:
+    """Every head's attention as a compressed NPZ.
+
+    pattern [layer, head, query, key] float32, token_ids [pos], tokens [pos] (display strings),
+    text and model_name (0-d strings). Loads with `np.load(f)`, no pickle needed.
+    """
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        pattern=analysis.pattern,
+        token_ids=analysis.token_ids,
+        tokens=np.asarray(analysis.tokens, dtype=str),
+        text=np.asarray(analysis.text, dtype=str),
+        model_name=np.asarray(analysis.model_name, dtype=str),
+    )
+    return buffer.getvalue()
+
+
+def _jsonable(value: Any) -> Any:
+    """Arrays as nested lists, with −∞ and NaN (a masked score) as None: JSON has no infinity."""
+    if isinstance(value, pd.DataFrame):
+        return [_jsonable(row) for row in value.to_dict(orient="records")]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def breakdown_dict(bd: Breakdown) -> dict[str, Any]:
+    """Every step of the breakdown by its name, plus where it is and how it was checked."""
+    return {
+        "layer": bd.layer,
+        "head": bd.head,
+        "query": bd.query,
+        "tokens": list(bd.tokens),
+        "scaling": bd.scaling,
+        "is_final": bd.is_final,
+        "steps": {step.name: _jsonable(getattr(bd, step.name)) for step in STEPS},
+        "deviation": _jsonable(dict(bd.deviation)),
+    }
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
+
+
+def breakdown_json(bd: Breakdown) -> bytes:
+    return _json(breakdown_dict(bd))
+
+
+def history_json(
+    items: Sequence[HistoryItem], *, prompt: str | None = None, settings: Mapping[str, Any] | None = None
+) -> bytes:
+    """The generated tokens (HistoryItem fields), with the prompt and sampling settings if given."""
+    return _json(
+        {
+            "prompt": prompt,
+            "settings": _jsonable(dict(settings or {})),
+            "steps": [_jsonable(asdict(h)) for h in items],
+        }
+    )
+
+
+def write(data: bytes | str, folder: Path | str, name: str) -> Path:
+    """Write `data` to folder/name (folders made as needed); returns the path."""
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data, encoding="utf-8")
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def file_stem(kind: str, layer: int | None = None, head: int | None = None, query: int | None = None) -> str:
+    """A download's name without extension, saying what it holds: 'attention-L2-H3-q7'."""
+    parts = [kind]
+    parts += [] if layer is None else [f"L{layer}"]
+    parts += [] if head is None else [f"H{head}"]
+    parts += [] if query is None else [f"q{query}"]
+    return "-".join(parts)
+
+
+# --- the offline report ----------------------------------------------------------------------
+
+REPORT_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #0f172a;
+  background: #f8fafc; line-height: 1.5; }
+main { max-width: 1100px; margin: 0 auto; padding: 1.5rem 1rem 3rem; }
+h1 { font-size: 1.8rem; margin: 0 0 .3rem; } h2 { margin-top: 2rem; border-bottom: 2px solid #e2e8f0; }
+.meta { color: #475569; }
+.prompt { white-space: pre-wrap; background: white; border: 1px solid #e2e8f0; border-radius: 8px;
+  padding: .6rem .8rem; }
+.toks { display: flex; flex-wrap: wrap; gap: 4px; }
+.tok { font-family: ui-monospace, Menlo, Consolas, monospace; white-space: pre; border: 1px solid #cbd5e1;
+  border-radius: 5px; padding: 0 5px; background: white; }
+.tok.sel { background: #D55E00; color: white; border-color: #D55E00; }
+.tok small { color: #64748b; margin-left: 3px; } .tok.sel small { color: #ffe8d6; }
+.fig { background: white; border: 1px solid #e2e8f0; border-radius: 8px; margin: .8rem 0; }
+.ae-step { margin-top: 1.2rem; }
+.ae-step-title { font-weight: 700; font-size: 1.1rem; }
+.ae-step-n { display: inline-block; min-width: 1.6em; text-align: center; border-radius: 999px;
+  background: #4f46e5; color: white; margin-right: .4em; font-size: .85rem; }
+.ae-formula { display: block; background: #eef2ff; border-radius: 6px; padding: .3rem .5rem; margin: .3rem 0; }
+.ae-badge { display: inline-block; font-size: .8rem; padding: 0 .5rem; border-radius: 999px; background: #e2e8f0; }
+.ae-badge.ae-ok { background: #d1fae5; color: #065f46; } .ae-badge.ae-bad { background: #fee2e2; color: #991b1b; }
+.ae-step-note { font-size: .85rem; color: #475569; }
+table { border-collapse: collapse; font-size: .85rem; margin: .4rem 0; background: white; }
+th, td { border: 1px solid #e2e8f0; padding: 2px 8px; text-align: right; }
+td:nth-child(2) { font-family: ui-monospace, Menlo, Consolas, monospace; white-space: pre; }
+.scroll { overflow-x: auto; }
+footer { margin-top: 2rem; color: #64748b; font-size: .85rem; }
+"""
+
+
+def _figure_html(fig: go.Figure, div_id: str) -> str:
+    """A figure's div and script; plotly.js itself is inlined once in the page head."""
+    html = pio.to_html(
+        fig,
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        config={
+            "responsive": True,
+            "displaylogo": False,
+            "toImageButtonOptions": {"filename": str(fig.layout.meta or div_id)},
+        },
+    )
+    return f'<div class="fig">{html}</div>'
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    return f'<div class="scroll">{table.to_html(index=False, escape=True, border=0)}</div>'
+
+
+def _tokens_html(analysis: Analysis, query: int) -> str:
+    chips = [
+        f'<span class="tok{" sel" if i == query else ""}">{views.esc(tok)}<small>{i}</small></span>'
+        for i, tok in enumerate(analysis.tokens)
+    ]
+    return f'<div class="toks">{"".join(chips)}</div>'
+
+
+def _head_window(n_pos: int, query: int, rows: int = REPORT_MAX_POS) -> tuple[int, int]:
+    """Query rows [lo, hi) of the head figure: all of them, or a window around the query."""
+    if n_pos <= rows:
+        return 0, n_pos
+    lo = int(np.clip(query - rows // 2, 0, n_pos - rows))
+    return lo, lo + rows
+
+
+def _analysis_section(analysis: Analysis, layer: int, head: int, query: int) -> list[str]:
+    lo, hi = _head_window(analysis.n_pos, query)
+    detail = figures.head_figure(
+        analysis.pattern[layer, head, lo:hi, :hi], list(analysis.tokens[:hi]), layer, head, query
+    )
+    detail.update_layout(height=640)
+    overview = figures.overview_figure(analysis.pattern)
+    overview.update_layout(height=int(np.clip(150 + 42 * analysis.n_layer, 380, 660)))
+    window = "" if (lo, hi) == (0, analysis.n_pos) else f" (query rows {lo}–{hi - 1} of {analysis.n_pos})"
+    return [
+        "<h2>Every head</h2>",
+        _figure_html(overview, "ae-report-overview"),
+        f"<h2>Layer {layer}, head {head}{window}</h2>",
+        _figure_html(detail, "ae-report-detail"),
+    ]
+
+
+def _steps_section(bd: Breakdown) -> list[str]:
+    n = bd.query + 1
+    scores = figures.scores_figure(
+        {"scores": bd.scores[:n], "scaled": bd.scaled[:n], "pattern": bd.pattern[:n]},
+        list(bd.tokens),
+        bd.query,
+    )
+    out = [
+        f"<h2>Q/K/V step by step: layer {bd.layer}, head {bd.head}, query {bd.query} "
+        f"<span class='tok'>{views.esc(bd.tokens[bd.query])}</span></h2>",
+        "<p>Every number is recomputed from the model's weights; the badge says how far it is from "
+        "the tensor the model itself produced.</p>",
+        _figure_html(scores, "ae-report-scores"),
+    ]
+    for number, step in enumerate(STEPS, start=1):
+        note = views.step_note(bd, step.name)
+        out.append(views.step_card(number, step, bd.deviation.get(step.name), note))
+        out.append(_table_html(views.step_table(bd, step.name)))
+    return out
+
+
+def _history_section(items: Sequence[HistoryItem]) -> list[str]:
+    chips = "".join(
+        f'<span class="tok{" sel" if h.forced else ""}">{views.esc(h.display)}</span>' for h in items
+    )
+    timeline = figures.timeline_figure(
+        [h.prob for h in items], [h.entropy for h in items], [h.display for h in items]
+    )
+    timeline.update_layout(height=340)
+    return [
+        f"<h2>Generation: {len(items)} tokens</h2>",
+        f"<p>Generated tokens (forced ones highlighted):</p><div class='toks'>{chips}</div>",
+        _figure_html(timeline, "ae-report-timeline"),
+        _table_html(history_table(items)),
+    ]
+
+
+def report_html(
+    analysis: Analysis,
+    *,
+    layer: int = 0,
+    head: int = 0,
+    query: int | None = None,
+    breakdown: Breakdown | None = None,
+    history: Sequence[HistoryItem] | None = None,
+) -> str:
+    """The report as one HTML string; see `export_report`."""
+    from plotly.offline import get_plotlyjs
+
+    query = analysis.n_pos - 1 if query is None else query
+    bd = breakdown or arithmetic.breakdown(analysis, layer, head, query)
+    layer, head, query = bd.layer, bd.head, bd.query
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = [
+        "<h1>Attention Explorer report</h1>",
+        f"<p class='meta'>Model <b>{views.esc(analysis.model_name)}</b> · {analysis.n_layer} layers × "
+        f"{analysis.n_head} heads · {analysis.n_pos} tokens · {when}</p>",
+        "<h2>Prompt</h2>",
+        f"<div class='prompt'>{views.esc(analysis.text)}</div>",
+        f"<p>{analysis.n_pos} tokens (position beneath each; the query is highlighted):</p>",
+        _tokens_html(analysis, query),
+    ]
+    if analysis.truncated:
+        body.append(f"<p class='meta'>The prompt was cut: {analysis.truncated} tokens did not fit.</p>")
+    body += _analysis_section(analysis, layer, head, query)
+    body += _steps_section(bd)
+    if history:
+        body += _history_section(history)
+    body.append(
+        f"<footer>Made with Attention Explorer {views.esc(__version__)}. This file needs no network: "
+        "plotly.js is included.</footer>"
+    )
+    title = f"Attention Explorer: {analysis.text[:60]}"
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{views.esc(title)}</title><style>{REPORT_CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head>"
+        f"<body><main>{''.join(body)}</main></body></html>\n"
+    )
+
+
+def export_report(
+    analysis: Analysis,
+    path: Path | str,
+    *,
+    layer: int = 0,
+    head: int = 0,
+    query: int | None = None,
+    breakdown: Breakdown | None = None,
+    history: Sequence[HistoryItem] | None = None,
+) -> Path:
+    """Write one self-contained HTML report: the overview of every head, the chosen head, the
+    Q/K/V steps for the chosen query (the last token by default) and the generation history.
+
+    `breakdown`, when given, is used instead of recomputing it (its layer, head and query win).
+    """
+    html = report_html(analysis, layer=layer, head=head, query=query, breakdown=breakdown, history=history)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+__all__ = [
+    "HEAD_COLUMNS",
+    "HISTORY_COLUMNS",
+    "attention_npz",
+    "breakdown_csv",
+    "breakdown_dict",
+    "breakdown_json",
+    "export_report",
+    "file_stem",
+    "head_csv",
+    "head_table",
+    "history_csv",
+    "history_json",
+    "history_table",
+    "report_html",
+    "write",
+]

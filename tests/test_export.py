@@ -1,0 +1,149 @@
+"""Downloads: CSV, NPZ and JSON hold exactly the analysis' numbers; the report is one safe file."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer import analyze, breakdown
+from explorer.arithmetic import STEP_NAMES
+from explorer.export import (
+    HEAD_COLUMNS,
+    HISTORY_COLUMNS,
+    attention_npz,
+    breakdown_csv,
+    breakdown_json,
+    export_report,
+    file_stem,
+    head_csv,
+    history_csv,
+    history_json,
+)
+from explorer.generation import GenerationSession
+
+TEXT = 'When Mary and John went to the store, "John" gave a drink to <b>Mary</b> 1,2'
+XSS = "<img src=x onerror=alert(1)> </script><script>alert(2)</script> and more"
+
+
+@pytest.fixture(scope="module")
+def analysis(tiny):
+    return analyze(tiny, TEXT)
+
+
+@pytest.fixture(scope="module")
+def history(tiny):
+    gen = GenerationSession(tiny, TEXT, seed=3, temperature=0.8, top_k=20)
+    for _ in range(3):
+        gen.step()
+    gen.force(" the")
+    return gen.history
+
+
+def read_csv(data: bytes) -> pd.DataFrame:
+    # Tokens such as "nan" or "1" must stay text: no NA guessing.
+    return pd.read_csv(io.BytesIO(data), keep_default_na=False, dtype={"query_token": str, "key_token": str})
+
+
+def test_head_csv_has_every_visible_pair_with_the_models_weight(analysis) -> None:
+    table = read_csv(head_csv(analysis, 1, 2))
+    n = analysis.n_pos
+    assert tuple(table.columns) == HEAD_COLUMNS
+    assert len(table) == n * (n + 1) // 2  # key ≤ query only
+    q, k = table["query"].to_numpy(), table["key"].to_numpy()
+    assert (k <= q).all()
+    weights = table["weight"].to_numpy().astype(np.float32)
+    np.testing.assert_array_equal(weights, analysis.pattern[1, 2][q, k])  # float32 round-trips exactly
+    assert list(table["query_token"]) == [analysis.tokens[i] for i in q]
+    assert list(table["key_token"]) == [analysis.tokens[j] for j in k]
+    np.testing.assert_array_equal(table["key_token_id"], analysis.token_ids[k])
+    sums = table.groupby("query")["weight"].sum().to_numpy()
+    np.testing.assert_allclose(sums, 1.0, atol=1e-5)  # every row is a whole attention row
+
+
+def test_npz_holds_every_heads_pattern_and_the_tokens(analysis) -> None:
+    with np.load(io.BytesIO(attention_npz(analysis)), allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["pattern"], analysis.pattern)
+        assert npz["pattern"].dtype == np.float32
+        assert npz["pattern"].shape == (analysis.n_layer, analysis.n_head, analysis.n_pos, analysis.n_pos)
+        np.testing.assert_array_equal(npz["token_ids"], analysis.token_ids)
+        assert list(npz["tokens"]) == list(analysis.tokens)
+        assert str(npz["text"]) == analysis.text
+        assert str(npz["model_name"]) == analysis.model_name
+
+
+def test_breakdown_csv_is_the_attention_row(analysis) -> None:
+    bd = breakdown(analysis, 1, 3, 9)
+    table = pd.read_csv(io.BytesIO(breakdown_csv(bd)), keep_default_na=False, dtype={"token": str})
+    assert list(table.columns) == ["key", "token", "score", "scaled", "weight"]
+    assert list(table["key"]) == list(range(10))
+    assert list(table["token"]) == list(analysis.tokens[:10])
+    for column, values in (("score", bd.scores), ("scaled", bd.scaled), ("weight", bd.pattern)):
+        np.testing.assert_array_equal(table[column].to_numpy().astype(np.float32), values[:10])
+
+
+def test_breakdown_json_names_every_step_and_masks_as_null(analysis) -> None:
+    bd = breakdown(analysis, 0, 1, 4)
+    data = json.loads(breakdown_json(bd))
+    assert (data["layer"], data["head"], data["query"]) == (0, 1, 4)
+    assert tuple(data["steps"]) == STEP_NAMES
+    steps = data["steps"]
+    np.testing.assert_array_equal(np.asarray(steps["q"], dtype=np.float32), bd.q)
+    np.testing.assert_array_equal(np.asarray(steps["k"], dtype=np.float32), bd.k)
+    assert steps["masked"][5:] == [None] * (analysis.n_pos - 5)  # −∞ has no JSON form
+    np.testing.assert_array_equal(np.asarray(steps["masked"][:5], dtype=np.float32), bd.masked[:5])
+    assert [row["token_id"] for row in steps["logits"]] == list(bd.logits["token_id"])
+    assert data["deviation"]["q"] == pytest.approx(bd.deviation["q"])
+    assert data["tokens"] == list(analysis.tokens)
+
+
+def test_history_csv_and_json_are_the_steps(history) -> None:
+    table = pd.read_csv(io.BytesIO(history_csv(history)), keep_default_na=False, dtype={"token": str})
+    assert tuple(table.columns) == HISTORY_COLUMNS
+    assert list(table["token_id"]) == [h.token_id for h in history]
+    assert list(table["token"]) == [h.display for h in history]
+    assert list(table["forced"]) == [False, False, False, True]
+    np.testing.assert_allclose(table["prob"], [h.prob for h in history], rtol=1e-12)
+    data = json.loads(history_json(history, prompt=TEXT, settings={"temperature": 0.8, "top_k": 20}))
+    assert data["prompt"] == TEXT and data["settings"] == {"temperature": 0.8, "top_k": 20}
+    assert [s["token_id"] for s in data["steps"]] == [h.token_id for h in history]
+    assert [s["position"] for s in data["steps"]] == [h.position for h in history]
+
+
+def test_file_stems_say_what_a_file_holds() -> None:
+    assert file_stem("attention", 2, 3) == "attention-L2-H3"
+    assert file_stem("breakdown", 0, 1, 7) == "breakdown-L0-H1-q7"
+
+
+def without_plotlyjs(page: str) -> str:
+    from plotly.offline import get_plotlyjs
+
+    assert page.count(get_plotlyjs()) == 1  # inlined once, the only script library
+    return page.replace(get_plotlyjs(), "")
+
+
+def test_report_is_self_contained_and_names_the_selection(analysis, history, tmp_path) -> None:
+    path = export_report(
+        analysis, tmp_path / "sub" / "report.html", layer=1, head=2, query=9, history=history
+    )
+    page = path.read_text(encoding="utf-8")
+    rest = without_plotlyjs(page)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", rest)  # nothing to fetch
+    assert rest.count('class="plotly-graph-div"') == 4  # overview, head, scores, timeline
+    assert "Layer 1, head 2" in rest and "query 9" in rest
+    assert rest.count('class="ae-step"') == len(STEP_NAMES)
+    assert "Generation: 4 tokens" in rest
+    assert '"filename": "attention-L1-H2"' in rest  # the report's own download buttons
+
+
+def test_report_escapes_every_piece_of_user_text(tiny, tmp_path) -> None:
+    xss = analyze(tiny, XSS)
+    rest = without_plotlyjs(export_report(xss, tmp_path / "x.html").read_text(encoding="utf-8"))
+    assert "<img" not in rest
+    assert "alert(2)</script>" not in rest
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rest  # the prompt, shown as text
+    assert rest.count("<script") == rest.count("</script>")  # no script left open or injected
