@@ -81,6 +81,8 @@ sequences of {args["seq_len"]} tokens with every {args["long_every"]}th step at 
 {config["n_positions"]} so every position embedding is trained; AdamW, lr {args["lr"]}, cosine
 schedule, bf16 autocast; {hours:.1f} hours on 2 CPU cores.
 
+{("**Status.** " + report["note"]) if report.get("note") else ""}
+
 ## Evaluation (printed by the training script, stored in `eval.json`)
 | measure | value | goal |
 |---|---|---|
