@@ -444,6 +444,7 @@ def _head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
         [status, plot, legend],
         api_name="head_types",
         trigger_mode="always_last",
+        show_progress_on=[plot],
         concurrency_limit=CONCURRENCY,
     )
 
@@ -474,6 +475,7 @@ def _head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
         [ctx.session],
         [ctx.prompt, ctx.layer, ctx.head, ctx.mean, card, tabs],
         api_visibility="private",
+        show_progress="hidden",
         concurrency_limit=CONCURRENCY,
     ).success(None, js=ANALYZE_JS)
 
@@ -567,6 +569,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
         [ctx.session, c["heads"], c["layer"]],
         [status, c["heads"], c["layer"], c["summary"], c["dist"], c["importance"], c["ranked"]],
         api_visibility="private",
+        show_progress="hidden",
         trigger_mode="always_last",
     )
 
@@ -592,6 +595,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
         [ctx.session, c["heads"], c["layer"], c["mode"], c["target"]],
         [status, c["summary"], c["dist"]],
         api_name="ablate",
+        show_progress_on=[c["dist"]],
         concurrency_limit=CONCURRENCY,
         concurrency_id="ablation",
     )
@@ -617,6 +621,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
         [ctx.session, c["mode"], c["target"]],
         [status, c["importance"], c["ranked"]],
         api_name="head_importance",
+        show_progress_on=[c["importance"]],
         concurrency_limit=1 if ctx.limits.hosted else 2,
         concurrency_id="importance",
     )
@@ -631,6 +636,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
         [status, c["summary"], c["dist"]],
         api_name="ablate_picked",  # not the default "run", which would push the Generate tab's /run aside
         api_visibility="private",
+        show_progress_on=[c["dist"]],
         concurrency_limit=CONCURRENCY,
         concurrency_id="ablation",
     )
@@ -677,6 +683,7 @@ def _lens_tab(ctx: Context) -> None:
         "trigger_mode": "always_last",
         "concurrency_limit": CONCURRENCY,
         "concurrency_id": "lens",
+        "show_progress_on": [plot],
     }
     gr.on(
         [ctx.analyzed.change, ctx.query.change],
@@ -770,6 +777,7 @@ def _compare_tab(ctx: Context) -> None:
         [ctx.prompt, ctx.session, prompt_b],
         [status, state, alignment, heads_table, head, next_table, plot],
         api_name="compare",
+        show_progress_on=[plot],
         concurrency_limit=CONCURRENCY,
         concurrency_id="compare",
     )
@@ -783,20 +791,28 @@ def _compare_tab(ctx: Context) -> None:
         n_layer, n_head = comparison.diff.shape[:2]
         return {status: "", plot: compare_figure(comparison, _clamp(layer, n_layer), _clamp(head_i, n_head))}
 
-    head.input(show_head, [state, head], [status, plot], api_name="compare_head", trigger_mode="always_last")
+    head.input(
+        show_head,
+        [state, head],
+        [status, plot],
+        api_name="compare_head",
+        trigger_mode="always_last",
+        show_progress_on=[plot],
+    )
     swap.click(
         guard(lambda prompt: {status: "", prompt_b: swap_names(prompt or "")}),
         [ctx.prompt],
         [status, prompt_b],
         api_visibility="private",
+        show_progress="hidden",
     )
 
-    def stale(comparison: Comparison | None) -> dict[Any, Any]:
+    def stale(comparison: Comparison | None) -> Any:
         if comparison is None:
-            return {}
-        return {alignment: "*The prompt changed: press **Compare** to compare it with B.*"}
+            return gr.update()
+        return "*The prompt changed: press **Compare** to compare it with B.*"
 
-    ctx.analyzed.change(stale, [state], [alignment], api_visibility="private")
+    ctx.analyzed.change(stale, [state], [alignment], api_visibility="private", show_progress="hidden")
 
 
 __all__ = ["build_insights_tabs", "swap_names", "parse_heads", "lens_window"]
