@@ -1,0 +1,118 @@
+"""`python -m bench`: run the benchmarks and print the table (also bench/results/latest.md and
+bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+
+BENCHES = ("analyze", "bytes", "steps", "browser", "coldstart", "memory")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats and no bertviz page past 128 tokens"
+    )
+    parser.add_argument(
+        "--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}"
+    )
+    parser.add_argument("--sizes", default="32,128,512,1024", help="prompt lengths in tokens")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1: the cores are shared)"
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only; write no results files")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Before torch is imported, so that the server's worker threads get the same count.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(chosen) - set(BENCHES)
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+
+    from bench import common
+
+    settings = common.Settings(
+        quick=args.quick, sizes=tuple(int(s) for s in args.sizes.split(",")), threads=args.threads
+    )
+    common.set_threads(settings.threads)
+    start = time.perf_counter()
+    rows: list[common.Row] = []
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    if {"analyze", "bytes", "steps", "browser"} & set(chosen):
+        from bench import analyze, browser, steps
+        from bench.wire import served
+
+        log("building the GPT-2-small-sized model")
+        loaded = common.gpt2_small()
+        with served(loaded) as app:
+            replies: dict = {}
+            if "analyze" in chosen:
+                log("analyze: server time against the bare forward pass")
+                timed, replies = analyze.time_rows(settings, loaded, app)
+                rows += timed
+            if "bytes" in chosen:
+                log("bytes: the overview against bertviz's model_view")
+                rows += analyze.bytes_rows(settings, loaded, app, replies)
+            if "steps" in chosen:
+                log("steps: one generation step against model.generate")
+                rows += steps.rows(settings, loaded, app)
+            if "browser" in chosen:
+                log("browser: Analyze in Chromium against bertviz's page")
+                rows += browser.rows(settings, loaded, app.url)
+    if "coldstart" in chosen:
+        from bench import coldstart
+
+        log("cold start: attention-explorer to the first analysis drawn")
+        rows += coldstart.rows(settings)
+    if "memory" in chosen:
+        from bench import memory
+
+        log("memory: peak RSS at 1024 tokens, and over 200 steps")
+        rows += memory.rows(settings)
+    log("done")
+
+    report = render(rows, settings, time.perf_counter() - start, argv)
+    print(report)
+    if not args.no_write:
+        common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        (common.RESULTS_DIR / "latest.md").write_text(report)
+        (common.BENCH_DIR / "RESULTS.md").write_text(report)
+    return 0
+
+
+def render(rows: list, settings, seconds: float, argv: list[str] | None) -> str:
+    from bench import common
+
+    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            f"`{command}` on {stamp}, {seconds:.0f} s; Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs (shared), torch threads {settings.threads}.",
+            "",
+            f"Model: {common.MODEL_NOTE}",
+            "",
+            common.markdown(rows),
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
