@@ -17,9 +17,10 @@ import pandas as pd
 from explorer.arithmetic import STEPS, Breakdown, Step
 
 DECIMALS = 4
-VECTOR_DIMS = 16  # dims shown of a single vector
+VECTOR_DIMS = 12  # dims shown of a single vector
 MATRIX_DIMS = 8  # dims shown per row of a [key, d_head] table
 MATRIX_ROWS = 12  # keys shown of a [key, d_head] table
+KEY_ROWS = 64  # keys shown of a per-key table (scores, weights)
 MATCH_TOLERANCE = 1e-2  # |ours − model's| below this reads as "matches"
 STEP_BY_NAME: Mapping[str, Step] = {step.name: step for step in STEPS}
 
@@ -106,6 +107,15 @@ def deviation_text(deviation: float | None) -> str:
     return f"{mark} (max |Δ| = {deviation:.1g})"
 
 
+def steps_nav() -> str:
+    """A row of links, one per step, to jump down the step-by-step view."""
+    links = [
+        f'<a href="#ae-step-{esc(step.name)}"><b>{n}</b> {esc(step.title)}</a>'
+        for n, step in enumerate(STEPS, start=1)
+    ]
+    return f'<nav class="ae-nav">{"<span class=ae-arrow>→</span>".join(links)}</nav>'
+
+
 def step_card(number: int, step: Step, deviation: float | None, note: str = "") -> str:
     ok = deviation is not None and math.isfinite(deviation) and deviation <= MATCH_TOLERANCE
     badge_cls = "ae-badge ae-ok" if ok else ("ae-badge" if deviation is None else "ae-badge ae-bad")
@@ -124,7 +134,9 @@ def _round(values: np.ndarray) -> np.ndarray:
 
 
 def _fmt(value: float) -> str:
-    return "−∞" if value == -math.inf else f"{value:.{DECIMALS}f}"
+    if value == -math.inf:
+        return "−∞"
+    return f"{value:.{DECIMALS}f}"
 
 
 def vector_table(vector: np.ndarray, label: str, dims: int = VECTOR_DIMS) -> pd.DataFrame:
@@ -190,41 +202,60 @@ def step_note(bd: Breakdown, name: str) -> str:
 
 def step_table(bd: Breakdown, name: str) -> pd.DataFrame:
     """The numbers of one step, rounded, as a small table."""
-    n = bd.query + 1
-    keys = np.arange(n)
-    tokens = list(bd.tokens[:n])
     if name == "logits":
         table = bd.logits.copy()
         for column in ("logit", "prob"):
             table[column] = _round(table[column].to_numpy())
         return table
+    keys = shown_keys(bd, KEY_ROWS)
+    rows = {"key": keys, "token": [bd.tokens[j] for j in keys]}
     if name == "scores":
-        return pd.DataFrame({"key": keys, "token": tokens, "Q_i·K_j": _round(bd.scores[:n])})
+        return pd.DataFrame(rows | {"Q_i·K_j": _round(bd.scores[keys])})
     if name == "scaled":
+        return pd.DataFrame(
+            rows | {"Q_i·K_j": _round(bd.scores[keys]), f"× {bd.scaling:.4g}": _round(bd.scaled[keys])}
+        )
+    if name == "masked":
+        # A few masked keys after the query too: they are the point of this step.
+        after = np.arange(bd.query + 1, min(len(bd.masked), bd.query + 4))
+        keys = np.concatenate([keys, after])
         return pd.DataFrame(
             {
                 "key": keys,
-                "token": tokens,
-                "Q_i·K_j": _round(bd.scores[:n]),
-                f"× {bd.scaling:.4g}": _round(bd.scaled[:n]),
-            }
-        )
-    if name == "masked":
-        # Show a few masked keys after the query too: that is the point of this step.
-        end = min(len(bd.masked), n + 3)
-        return pd.DataFrame(
-            {
-                "key": np.arange(end),
-                "token": list(bd.tokens[:end]),
-                "masked score": [_fmt(float(s)) for s in bd.masked[:end]],
+                "token": [bd.tokens[j] for j in keys],
+                "masked score": [_fmt(float(s)) for s in bd.masked[keys]],
             }
         )
     if name == "pattern":
-        return pd.DataFrame({"key": keys, "token": tokens, "weight": _round(bd.pattern[:n])})
+        return pd.DataFrame(rows | {"weight": _round(bd.pattern[keys])})
     value = np.asarray(getattr(bd, name))
     if value.ndim == 2:
         return matrix_table(bd, value)
     return vector_table(value, symbol(name))
+
+
+def table_html(table: pd.DataFrame) -> str:
+    """A compact HTML table: numbers right-aligned to 4 decimals, token text escaped and monospaced."""
+    head = "".join(
+        f'<th class="ae-tokcell">{esc(c)}</th>' if c in ("token", "") else f"<th>{esc(c)}</th>"
+        for c in table.columns
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(_cell(column, value) for column, value in zip(table.columns, row, strict=True))
+        + "</tr>"
+        for row in table.itertuples(index=False)
+    )
+    return f'<div class="ae-table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _cell(column: str, value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f'<td class="ae-num">{_fmt(float(value))}</td>'
+    if isinstance(value, (int, np.integer)):
+        return f'<td class="ae-num">{int(value)}</td>'
+    cls = "ae-tokcell" if column in ("token", "") else "ae-num"
+    return f'<td class="{cls}">{esc(value)}</td>'
 
 
 def selection_markdown(bd: Breakdown) -> str:
