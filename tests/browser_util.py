@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,14 +33,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def patient_url_ok(url: str, wait_s: float = 90.0) -> bool:
+    """gradio's start-up check gives a busy machine 3 s; CI machines can be slower than that."""
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.head(url, timeout=15).status_code < 400:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 @contextmanager
 def serve(model: str | None = None, **build: Any) -> Iterator[tuple[Any, str]]:
     """Build and launch the app in this process (its own server thread); yields (demo, url)."""
+    import gradio.networking
+
     from explorer.app import build_app, launch
 
     demo = build_app(model=model, device="cpu", **build)
     port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    original, gradio.networking.url_ok = gradio.networking.url_ok, patient_url_ok
+    try:
+        launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    finally:
+        gradio.networking.url_ok = original
     try:
         yield demo, f"http://127.0.0.1:{port}/"
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import subprocess
@@ -55,14 +56,17 @@ def steps_in(outputs: tuple) -> dict[str, dict]:
         if isinstance(value, str) and "ae-step-title" in value:
             current = re.search(r"</span>(.*?)</div>", value).group(1)
             found[current] = {"card": value}
-        elif current and isinstance(value, dict) and "headers" in value:
+        elif current and isinstance(value, str) and "ae-table" in value:
             found[current]["table"] = value
     return found
 
 
-def column(table: dict, name: str) -> list:
-    i = table["headers"].index(name)
-    return [row[i] for row in table["data"]]
+def column(table: str, name: str) -> list:
+    """One column of a step's HTML table, numbers as floats."""
+    headers = [html.unescape(h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+    values = [html.unescape(row[headers.index(name)]) for row in rows]
+    return [v if v == "−∞" else float(v) for v in values]
 
 
 def step_pct(text: str, label: str) -> float:

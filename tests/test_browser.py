@@ -21,7 +21,7 @@ from browser_util import (
 )
 
 pytestmark = pytest.mark.browser
-T = 60_000  # ms: generous, the CI machine may be busy
+T = 120_000  # ms: generous, the CI machine may be busy
 XSS = (
     "<img src=x onerror=alert(1)> <script>console.log('XSS-MARKER')</script> "
     "<img src=y onerror=\"console.log('XSS-MARKER')\"> ${alert(2)} {{constructor.constructor('alert(3)')()}}"
@@ -42,6 +42,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def browser() -> Iterator[Any]:
     executable = require_chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect.set_options(timeout=T)
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium
@@ -51,6 +52,7 @@ def browser() -> Iterator[Any]:
 def open_page(browser: Any, url: str, width: int = 1440, height: int = 900) -> tuple[Any, dict]:
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
+    page.set_default_timeout(T)
     seen: dict[str, list[str]] = {"dialogs": [], "console": [], "errors": []}
     page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
     page.on("console", lambda m: seen["console"].append(m.text))
@@ -151,7 +153,7 @@ def test_generate_five_tokens_force_one_and_rewind(page: Any) -> None:
     )  # the same distribution, the clicked bar now marked chosen
     screenshot(page, "05-forced")
 
-    page.get_by_role("button", name="⟲ Rewind 1").click()
+    page.get_by_role("button", name="⟲ Rewind").click()
     x(page.locator("#ae-status")).to_contain_text("4 generated tokens remain", timeout=T)
     assert generated(page) == 4 and page.locator("#ae-gen-text .ae-forced").count() == 0
 
@@ -216,3 +218,21 @@ def test_layout_fits_the_viewport(browser: Any, app_url: str, width: int, height
         )
     page.context.close()
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px"
+
+
+def test_pick_another_model_and_see_the_prompt_analyzed_again(
+    browser: Any, app_url: str, tiny_path: Any
+) -> None:
+    x = expect()
+    page, _ = open_page(browser, app_url)
+    picker = page.locator("#ae-model-picker input")
+    picker.fill(str(tiny_path))
+    picker.press("Enter")
+    x(page.locator("#ae-model")).to_contain_text(f"Model: {tiny_path.name}")
+    x(page.locator("#ae-status")).to_contain_text(f"with {tiny_path.name}")  # analyzed again
+    picker.fill(str(tiny_path / "missing"))
+    picker.press("Enter")
+    x(page.locator("#ae-status")).to_contain_text("previous model keeps serving")
+    x(page.locator("#ae-model")).to_contain_text(f"Model: {tiny_path.name}")
+    screenshot(page, "09-model-error", full_page=False)
+    page.context.close()
