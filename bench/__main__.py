@@ -49,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     rows: list[common.Row] = []
 
+    shown = 0
+
     def log(message: str) -> None:
+        """Progress on stderr, with the rows measured since the last message."""
+        nonlocal shown
+        for line in common.markdown(rows[shown:]).splitlines()[2:]:
+            print(line, file=sys.stderr)
+        shown = len(rows)
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
 
     if {"analyze", "bytes", "steps", "browser"} & set(chosen):

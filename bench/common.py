@@ -135,20 +135,37 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def interleave(runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each run, the runs alternated (a b, b a, a b, ...) so drift hits all."""
+@dataclass(frozen=True)
+class Timing:
+    """Median seconds of one run: wall clock, and CPU time of this whole process (every thread).
+    With one torch thread the CPU time is the work done, whatever else the machine is running,
+    so it is what the in-process ratios use; wall clock is reported beside it."""
+
+    wall: float
+    cpu: float
+
+
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def interleave(runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, Timing]:
+    """Medians of each run, the runs alternated (a b, b a, a b, ...) so that drift hits all."""
     names = list(runs)
     for _ in range(warmup):
         for name in names:
             runs[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
             gc.collect()
-            start = time.perf_counter()
+            w0, c0 = clocks()
             runs[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            w1, c1 = clocks()
+            wall[name].append(w1 - w0)
+            cpu[name].append(c1 - c0)
+    return {name: Timing(statistics.median(wall[name]), statistics.median(cpu[name])) for name in names}
 
 
 # --- formatting ----------------------------------------------------------------------------
