@@ -8,7 +8,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 BENCHES = ("analyze", "bytes", "steps", "browser", "coldstart", "memory")
 
@@ -59,6 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         shown = len(rows)
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
 
+    def guarded(name: str, run: Callable[[], Any], empty: Any) -> Any:
+        """One benchmark's rows; a failure becomes a row that says so, and the rest still run."""
+        try:
+            return run()
+        except Exception as err:  # noqa: BLE001
+            log(f"{name} failed: {type(err).__name__}: {err}")
+            rows.append(
+                common.Row(name, "—", "failed", "—", "—", "—", None, f"{type(err).__name__}: {err}"[:300])
+            )
+            return empty
+
     if {"analyze", "bytes", "steps", "browser"} & set(chosen):
         from bench import analyze, browser, steps
         from bench.wire import served
@@ -69,27 +82,29 @@ def main(argv: list[str] | None = None) -> int:
             replies: dict = {}
             if "analyze" in chosen:
                 log("analyze: server time against the bare forward pass")
-                timed, replies = analyze.time_rows(settings, loaded, app)
+                timed, replies = guarded(
+                    "analyze", lambda: analyze.time_rows(settings, loaded, app), ([], {})
+                )
                 rows += timed
             if "bytes" in chosen:
                 log("bytes: the overview against bertviz's model_view")
-                rows += analyze.bytes_rows(settings, loaded, app, replies)
+                rows += guarded("bytes", lambda: analyze.bytes_rows(settings, loaded, app, replies), [])
             if "steps" in chosen:
                 log("steps: one generation step against model.generate")
-                rows += steps.rows(settings, loaded, app)
+                rows += guarded("steps", lambda: steps.rows(settings, loaded, app), [])
             if "browser" in chosen:
                 log("browser: Analyze in Chromium against bertviz's page")
-                rows += browser.rows(settings, loaded, app.url)
+                rows += guarded("browser", lambda: browser.rows(settings, loaded, app.url), [])
     if "coldstart" in chosen:
         from bench import coldstart
 
         log("cold start: attention-explorer to the first analysis drawn")
-        rows += coldstart.rows(settings)
+        rows += guarded("coldstart", lambda: coldstart.rows(settings), [])
     if "memory" in chosen:
         from bench import memory
 
         log("memory: peak RSS at 1024 tokens, and over 200 steps")
-        rows += memory.rows(settings)
+        rows += guarded("memory", lambda: memory.rows(settings), [])
     log("done")
 
     report = render(rows, settings, time.perf_counter() - start, argv)

@@ -89,7 +89,7 @@ def chromium() -> Iterator[Any]:
 def click_analyze(page: Any, url: str, text: str, timeout_s: float = 300) -> float:
     """Seconds from the click on Analyze to both figures drawn, on a freshly loaded page."""
     page.goto(url)
-    page.wait_for_selector("#ae-overview .js-plotly-plot")  # the page is up, Plotly loaded
+    page.wait_for_selector("#ae-overview .js-plotly-plot", state="attached", timeout=timeout_s * 1000)
     page.locator("#ae-prompt textarea").fill(text)
     start = time.perf_counter()
     page.locator("#ae-analyze").click()
