@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 
 from explorer import export, figures, lecture, views
 from explorer.arithmetic import STEPS, Breakdown, breakdown
-from explorer.capture import Analysis, analyze, display_tokens
+from explorer.capture import Analysis, analyze, clean_text, display_tokens
 from explorer.errors import ExplorerError, ModelLoadError
 from explorer.generation import TOP_K_SHOWN, GenerationSession, StepResult
 from explorer.loading import BUNDLED, LoadedModel, Progress, assets_dir, load_model
@@ -43,6 +43,7 @@ MODEL_CHOICES = (
 DETAIL_MAX_CELLS = 320 * 320  # beyond this the head detail shows a window of query rows
 DETAIL_TICK_LABELS = 32  # token labels per axis that fit a half-width panel
 STEP_TICK_LABELS = 40
+GEN_TICK_LABELS = 18  # the generation panels are narrower
 KEPT_STEPS = 64  # recent generation steps kept for their attention rows
 CONCURRENCY = 4
 
@@ -127,6 +128,7 @@ class Session:
     analysis: Analysis | None = None
     generation: GenerationSession | None = None
     gen_prompt: str = ""
+    gen_cut: int = 0  # tokens of gen_prompt that did not fit
     steps: dict[int, StepResult] = field(default_factory=dict)  # recent steps by position
     shown_position: int | None = None  # the position whose distribution the chart shows
 
@@ -168,6 +170,11 @@ def _status_error(text: str) -> str:
     return f"<span class='ae-error'>⚠ {views.esc(text)}</span>"
 
 
+def _warn(text: str) -> None:
+    """A warning toast. Gradio renders toast text as HTML, and messages quote what was typed."""
+    gr.Warning(views.esc(text))
+
+
 def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Turn ExplorerError (and anything unexpected) into a status line and a toast."""
 
@@ -179,7 +186,7 @@ def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[...,
             except Exception as err:  # noqa: BLE001 - every error becomes a message
                 if not isinstance(err, ExplorerError):
                     log.exception("handler %s failed", fn.__name__)
-                gr.Warning(_message(err))
+                _warn(_message(err))
                 return {status: _status_error(_message(err))}
 
         return handler
@@ -198,7 +205,7 @@ def guarded_stream(
             except Exception as err:  # noqa: BLE001
                 if not isinstance(err, ExplorerError):
                     log.exception("handler %s failed", fn.__name__)
-                gr.Warning(_message(err))
+                _warn(_message(err))
                 yield {status: _status_error(_message(err))}
 
         return handler
@@ -450,7 +457,23 @@ def build_app(
         _wire_export(ctx, exports)
         _wire_walkthrough(ctx, panels, gen, walk, bar["lang"])
         _wire_view_state(demo, ctx, panels, gen, bar, analysis_event)
+        _free_on_close(demo)
     return demo
+
+
+def _free_on_close(demo: gr.Blocks) -> None:
+    """Drop a session's state as soon as its tab closes.
+
+    Gradio would keep it for an hour, and one session's analysis and KV cache can take hundreds
+    of MB (a 1024-token gpt2 analysis holds 576 MB of attention alone).
+    """
+
+    def free(request: gr.Request) -> None:
+        holder = getattr(demo, "state_holder", None)
+        if holder is not None and request.session_hash:
+            holder.delete_state(request.session_hash)
+
+    demo.unload(free)
 
 
 # --- layout -------------------------------------------------------------------------------
@@ -629,11 +652,15 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
             with gr.Row(equal_height=True):
                 c["force_text"] = gr.Textbox(
                     label="Force a token",
-                    placeholder="e.g. ␣Paris (one token)",
-                    scale=3,
+                    show_label=False,
+                    placeholder="a token to add next, e.g. ␣Paris",
+                    scale=4,
                     elem_id="ae-force-text",
                 )
                 c["force"] = gr.Button("Force", scale=1, min_width=90, elem_id="ae-force")
+            c["timeline"] = gr.Plot(
+                placeholder("Confidence per step appears here."), show_label=False, elem_id="ae-timeline"
+            )
         with gr.Column(scale=2, min_width=340):
             with gr.Group():
                 c["greedy"] = gr.Checkbox(
@@ -689,9 +716,6 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
                 )
             c["attn"] = gr.Plot(
                 placeholder("Where the new token looked."), show_label=False, elem_id="ae-gen-attn"
-            )
-            c["timeline"] = gr.Plot(
-                placeholder("Confidence per step appears here."), show_label=False, elem_id="ae-timeline"
             )
     return c
 
@@ -889,7 +913,7 @@ def _settings(greedy: bool, temperature: float, top_k: float, top_p: float, seed
     return {
         "greedy": bool(greedy),
         "temperature": temperature,
-        "top_k": int(top_k or 0),
+        "top_k": 0 if top_k is None else top_k,  # the session checks it (NaN from the API)
         "top_p": top_p,
         "seed": 0 if seed is None else seed,
     }
@@ -903,11 +927,12 @@ def _ensure_generation(
     if gen is not None and session.gen_prompt == prompt and model_key_of(gen) == session.model:
         return gen, False
     loaded = ctx.models.get(session.model)
-    text = _cut_prompt(loaded, prompt, ctx.limits.max_prompt_tokens)
+    text, cut = _cut_prompt(loaded, prompt, ctx.limits.max_prompt_tokens)
     with ctx.models.lock(loaded):
         gen = GenerationSession(loaded, text, max_new_tokens=ctx.limits.max_new_tokens, **settings)
     gen.app_model_key = session.model  # type: ignore[attr-defined]
     session.generation, session.gen_prompt, session.steps = gen, prompt, {}
+    session.gen_cut = cut + gen.truncated
     return gen, True
 
 
@@ -915,11 +940,14 @@ def model_key_of(gen: GenerationSession) -> str | None:
     return getattr(gen, "app_model_key", None)
 
 
-def _cut_prompt(loaded: LoadedModel, prompt: str, limit: int | None) -> str:
+def _cut_prompt(loaded: LoadedModel, prompt: str, limit: int | None) -> tuple[str, int]:
+    """The prompt cut to `limit` tokens (None: no limit), and how many tokens were cut."""
     if limit is None or not isinstance(prompt, str):
-        return prompt
-    ids = loaded.tokenizer(prompt)["input_ids"]
-    return prompt if len(ids) <= limit else loaded.tokenizer.decode(ids[:limit])
+        return prompt, 0
+    ids = loaded.tokenizer(clean_text(prompt))["input_ids"]
+    if len(ids) <= limit:
+        return prompt, 0
+    return loaded.tokenizer.decode(ids[:limit]), len(ids) - limit
 
 
 def _attention_figure(gen: GenerationSession, result: StepResult, layer: Any, head: Any) -> go.Figure:
@@ -932,14 +960,15 @@ def _attention_figure(gen: GenerationSession, result: StepResult, layer: Any, he
         row, tokens, result.position, title=f"New token '{result.display}': layer {layer}, {which}"
     )
     fig.update_layout(height=300)
-    return fig
+    return thin_ticks(fig, GEN_TICK_LABELS)
 
 
 def _preview_figure(gen: GenerationSession) -> go.Figure:
     raw, warped = gen.distributions()
     frames = []
     for probs in (raw, warped):
-        top = np.argsort(-probs)[:TOP_K_SHOWN]
+        top = np.argpartition(-probs, TOP_K_SHOWN)[:TOP_K_SHOWN]  # no full sort of the vocabulary
+        top = top[np.argsort(-probs[top])]
         top = top[probs[top] > 0]
         frames.append(views.top_table(display_tokens(gen.tokenizer, top), top, probs[top]))
     return distribution(frames[0], frames[1], None, "Next token: not chosen yet")
@@ -965,6 +994,7 @@ def _timeline(gen: GenerationSession) -> go.Figure:
         [h.prob for h in items], [h.entropy for h in items], [h.display for h in items]
     )
     fig.update_layout(height=300)
+    thin_ticks(fig, GEN_TICK_LABELS)
     return fig
 
 
@@ -999,6 +1029,7 @@ def _generation_view(
             result.entropy,
             result.forced,
             result.finished,
+            greedy=gen.greedy,
         )
     return out
 
@@ -1056,6 +1087,8 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
     ) -> dict[Any, Any]:
         if fresh and not message:
             message = f"Generating from the prompt ({gen.prompt_len} tokens)."
+            if session.gen_cut:
+                message += f" The prompt was cut: {session.gen_cut} tokens did not fit."
         session.shown_position = len(gen.ids) if result is None else result.position
         out = {status: message, ctx.session: session}
         out |= attn_selectors(gen, layer, head) if fresh else {}
@@ -1248,7 +1281,7 @@ def _wire_model(ctx: Context, panels: Panels, analysis_event: dict[str, Any]) ->
             if not isinstance(err, ExplorerError):
                 log.exception("loading %r failed", choice)
             message = _message(err) + " The previous model keeps serving."
-            gr.Warning(message)
+            _warn(message)
             return {status: _status_error(message), panels.model_dd: gr.update(value=previous)}
         key = model_key(loaded, choice)
         if key != choice:
@@ -1717,4 +1750,7 @@ def launch(
     demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, **kwargs: Any
 ) -> Any:
     demo.queue(default_concurrency_limit=CONCURRENCY)
+    # Our handlers turn their own errors into messages; this shows Gradio's own (an API call with
+    # a setting that is not a number, say) as their text instead of a generic "see the server log".
+    kwargs.setdefault("show_error", True)
     return demo.launch(server_name=host, server_port=port, share=share, **launch_options(), **kwargs)

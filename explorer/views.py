@@ -287,8 +287,9 @@ def step_summary(
     entropy: float,
     forced: bool,
     finished: str | None,
+    greedy: bool = False,
 ) -> str:
-    how = "forced by you" if forced else "sampled"
+    how = "forced by you" if forced else "the most likely (greedy)" if greedy else "sampled"
     text = (
         f"**Step at position {position}:** <span class='ae-chip'>{esc(display)}</span> {how} · "
         f"model p = {prob:.2%} · after settings p = {warped_prob:.2%} · entropy {entropy:.2f} bits"
