@@ -7,8 +7,11 @@ tokens and the cut square is still a whole pattern.
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,5 +113,16 @@ def compare(analysis_a: Analysis, analysis_b: Analysis, top_k: int = 10) -> Comp
         next_tokens=next_token_table(a, b, top_k, swapped),
     )
 
+
+class _CallableModule(types.ModuleType):
+    """Importing this module sets `explorer.compare` to it, over the package's lazy export of the
+    function `compare`; so that `from explorer import compare` works either way, calling the
+    module calls the function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["Comparison", "compare", "next_token_table"]

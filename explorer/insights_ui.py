@@ -37,15 +37,16 @@ from explorer.app import (
     thin_ticks,
 )
 from explorer.capture import Analysis, analyze, clean_text
-from explorer.compare import Comparison, compare
+from explorer.compare import MAX_SWAPPED, Comparison, compare
 from explorer.errors import ExplorerError
-from explorer.heads import DESCRIPTIONS, LABELS, head_scores, probe_for
+from explorer.heads import DESCRIPTIONS, LABELS, THRESHOLDS, head_scores, probe_for
 from explorer.lens import LogitLens, logit_lens
 from explorer.loading import LoadedModel
 
 IOI = "When Mary and John went to the store, John gave a drink to"
 LENS_TOP_K = 5
-LENS_MAX_POS = 48  # positions the lens shows at once; a long prompt gets a window
+LENS_MAX_POS = 32  # positions the lens shows at once (cells wide enough to read); a long prompt gets a window
+LENS_CELL_CHARS = 6  # characters of a guess written in its cell; the hover has it whole
 LENS_CELLS = 600  # figures.logit_lens_figure writes the tokens into cells up to this many
 IMPORTANCE_SHOWN = 15
 COMPARE_HEADS_SHOWN = 10
@@ -78,20 +79,29 @@ class HeadTypes:
 
 
 def head_types_legend(scores: pd.DataFrame) -> str:
-    """Each type with its colour in the grid, how many heads have it, and what it means."""
+    """Every type: its colour in the grid, how many heads have it, what it means, how it is scored."""
     counts = Counter(scores["label"].astype(str))
     colours = figures._label_colours(list(counts))
     rows = []
-    for label in (label for label in LABELS if label in counts):
-        n = counts[label]
+    for label in LABELS:
+        n = counts.get(label, 0)
+        swatch = f"background:{colours[label]}" if n else "border:1px solid #94a3b8"
+        rule = f" Label when ≥ {THRESHOLDS[label]:.1f}." if label in THRESHOLDS else ""
         rows.append(
-            "<div style='margin:.35rem 0'>"
-            f"<span style='display:inline-block;width:.9em;height:.9em;border-radius:3px;"
-            f"vertical-align:-.1em;margin-right:.4em;background:{colours[label]}'></span>"
-            f"<b>{views.esc(label)}</b> <span class='ae-muted'>· {n} head{'s' * (n != 1)}</span>"
-            f"<div class='ae-help' style='margin-left:1.3em'>{views.esc(DESCRIPTIONS[label])}</div></div>"
+            f"<div style='margin:.4rem 0;{'' if n else 'opacity:.65'}'>"
+            "<span style='display:inline-block;width:.9em;height:.9em;border-radius:3px;"
+            f"vertical-align:-.1em;margin-right:.4em;{swatch}'></span>"
+            f"<b>{views.esc(label)}</b> <span class='ae-muted'>· "
+            f"{f'{n} head' + 's' * (n != 1) if n else 'no heads in this model'}</span>"
+            f"<div class='ae-help' style='margin-left:1.3em'>{views.esc(DESCRIPTIONS[label])}"
+            f"<span class='ae-note'>{rule}</span></div></div>"
         )
-    return "<div class='ae-legend'>" + "".join(rows) + "</div>"
+    how = (
+        "Each score is the share of attention (0–1) a head puts on the key its type looks for, "
+        "averaged over the probe's tokens; a head is named for the strongest type that clears its "
+        "threshold."
+    )
+    return f"<div class='ae-legend'>{''.join(rows)}<div class='ae-note'>{how}</div></div>"
 
 
 def head_card(row: pd.Series, probe: str) -> str:
@@ -197,7 +207,15 @@ def importance_figure(ranked: pd.DataFrame, shown: int = IMPORTANCE_SHOWN) -> go
         showgrid=False,
         automargin=True,
     )
-    fig.update_xaxes(title=f"change in log p('{target}') when removed alone", zeroline=True, automargin=True)
+    lo, hi = min(0.0, float(delta.min())), max(0.0, float(delta.max()))
+    pad = 0.18 * (hi - lo or 1.0)  # room for the labels beside the bars
+    fig.update_xaxes(
+        title=f"change in log p('{target}') when removed alone",
+        range=[lo - pad * (lo < 0), hi + pad * (hi > 0 or lo == 0)],
+        zeroline=True,
+        zerolinecolor="#64748b",
+        automargin=True,
+    )
     p_before = float(ranked["prob_before"].iloc[0])
     fig.update_layout(
         template="plotly_white",
@@ -221,11 +239,10 @@ def importance_table(ranked: pd.DataFrame, shown: int = IMPORTANCE_SHOWN) -> str
             "rank": np.arange(1, len(top) + 1),
             "head": top["name"],
             "Δ log p": top["delta"],
-            "p before": top["prob_before"],
             "p after": top["prob_after"],
         }
     )
-    return views.table_html(table)
+    return views.table_html(table).replace('class="ae-table"', 'class="ae-table" style="max-height:none"', 1)
 
 
 # --- the logit lens ------------------------------------------------------------------------
@@ -264,12 +281,16 @@ def lens_for(analysis: Analysis, lo: int, hi: int) -> LogitLens:
 def lens_figure(view: LensView, pos: int) -> go.Figure:
     lens, lo = view.lens, view.lo
     n_rows, n_pos = lens.top_probs.shape[:2]
-    fig = figures.logit_lens_figure(
-        lens.top_tokens[:, :, 0].tolist(), lens.top_probs[:, :, 0], list(lens.tokens)
-    )
+    guesses = lens.top_tokens[:, :, 0].tolist()
+    fig = figures.logit_lens_figure(guesses, lens.top_probs[:, :, 0], list(lens.tokens))
     heat = fig.data[0]
+    # Long guesses are cut in the cells (the hover has them whole); cut before escaping, not inside an entity.
+    heat.text = [
+        figures._esc([t if len(t) <= LENS_CELL_CHARS else t[: LENS_CELL_CHARS - 1] + "…" for t in row])
+        for row in guesses
+    ]
+    heat.x = np.arange(lo, lo + n_pos)
     if lo:  # the figure numbers positions from 0: put the window's own positions back
-        heat.x = np.arange(lo, lo + n_pos)
         heat.hovertext = [
             [h.replace(f", pos {j} ", f", pos {j + lo} ", 1) for j, h in enumerate(row)]
             for row in heat.hovertext
@@ -291,7 +312,7 @@ def lens_figure(view: LensView, pos: int) -> go.Figure:
                 "pick a position to move the window</sup>"
             }
         )
-    fig.update_layout(height=170 + 34 * n_rows, margin={"t": 80})
+    fig.update_layout(height=220 + 40 * n_rows, margin={"t": 80})
     return fig
 
 
@@ -303,7 +324,7 @@ def lens_table(view: LensView, pos: int) -> str:
     k = int(df["rank"].max()) + 1
     next_p = lens.next_probs[:, i]
     has_next = bool(np.isfinite(next_p).any())
-    head = "<th>after</th>" + "".join(f"<th class='ae-tokcell'>#{r + 1}</th>" for r in range(k))
+    head = "<th>layer</th>" + "".join(f"<th class='ae-tokcell'>#{r + 1}</th>" for r in range(k))
     if has_next:
         head += f"<th>p(next = {views.esc(lens.tokens[i + 1])})</th>"
     body = []
@@ -349,10 +370,12 @@ def compare_heads_table(comparison: Comparison, shown: int = COMPARE_HEADS_SHOWN
     return views.table_html(table)
 
 
-def next_token_diff_table(comparison: Comparison, shown: int = 12) -> str:
-    df = comparison.next_tokens.head(shown).rename(
-        columns={"prob_a": "p in A", "prob_b": "p in B", "delta": "B − A"}
-    )
+def next_token_diff_table(comparison: Comparison, shown: int = 10) -> str:
+    """The tokens whose probability moved most, and always the tokens swapped between A and B."""
+    swapped = {part for i in comparison.differing[:MAX_SWAPPED] for part in comparison.labels[i].split(" → ")}
+    df = comparison.next_tokens
+    df = df[(df.index < shown) | df["token"].isin(swapped)]
+    df = df.rename(columns={"prob_a": "p in A", "prob_b": "p in B", "delta": "B − A"})
     return views.table_html(df[["token", "p in A", "p in B", "B − A"]])
 
 
@@ -506,6 +529,7 @@ def _ablation_tab(ctx: Context) -> None:
                             choices=[("none", NO_LAYER)],
                             value=NO_LAYER,
                             label="…or a whole layer",
+                            allow_custom_value=True,  # API clients may pass any layer; run() checks it
                             elem_id="ae-abl-layer",
                             min_width=140,
                         )
@@ -521,14 +545,19 @@ def _ablation_tab(ctx: Context) -> None:
                         placeholder="blank: the model's top guess; e.g. ␣Mary",
                         elem_id="ae-abl-target",
                     )
-                with gr.Row():
-                    c["run"] = gr.Button("Remove and compare", variant="primary", elem_id="ae-abl-run")
-                    c["rank"] = gr.Button("Which heads matter here?", elem_id="ae-abl-rank")
+                c["run"] = gr.Button("Remove and compare", variant="primary", elem_id="ae-abl-run")
                 c["summary"] = gr.Markdown("", elem_id="ae-abl-summary")
             with gr.Column(scale=3, min_width=420):
                 c["dist"] = gr.Plot(
                     placeholder("Before and after appear here."), show_label=False, elem_id="ae-abl-dist"
                 )
+        with gr.Row(equal_height=True, elem_classes=["ae-step-row"]):
+            gr.Markdown(
+                "**Rank every head:** remove each one alone and see how far the token to follow moves "
+                "(same mode and token as above). Click a bar to remove that head above.",
+                elem_classes=["ae-help"],
+            )
+            c["rank"] = gr.Button("Which heads matter here?", scale=0, min_width=300, elem_id="ae-abl-rank")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 c["importance"] = gr.Plot(
@@ -655,7 +684,9 @@ def _lens_tab(ctx: Context) -> None:
         plot = gr.Plot(placeholder("The logit lens appears here."), show_label=False, elem_id="ae-lens")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=240):
-                pos = gr.Dropdown(choices=[], value=None, label="Position", elem_id="ae-lens-pos")
+                pos = gr.Dropdown(
+                    choices=[], value=None, label="Position", elem_id="ae-lens-pos", allow_custom_value=True
+                )
             with gr.Column(scale=4, min_width=420):
                 table = gr.HTML("", elem_id="ae-lens-table")
         cache = gr.State(None)
@@ -729,7 +760,13 @@ def _compare_tab(ctx: Context) -> None:
                     elem_classes=["ae-help"],
                 )
                 heads_table = gr.HTML("", elem_id="ae-compare-heads")
-                head = gr.Dropdown(choices=[], value=None, label="Show head", elem_id="ae-compare-head")
+                head = gr.Dropdown(
+                    choices=[],
+                    value=None,
+                    label="Show head",
+                    elem_id="ae-compare-head",
+                    allow_custom_value=True,
+                )
                 gr.Markdown("**Next token: A vs B**", elem_classes=["ae-help", "ae-subhead"])
                 next_table = gr.HTML("", elem_id="ae-compare-next")
             with gr.Column(scale=3, min_width=420):
