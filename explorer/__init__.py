@@ -29,7 +29,7 @@ _EXPORTS = {
     "ablate": "explorer.ablation",
     "head_importance": "explorer.ablation",
     "logit_lens": "explorer.lens",
-    "compare": "explorer.compare",
+    "compare": "explorer.comparison",
 }
 
 __all__ = [
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from explorer.app import build_app
     from explorer.arithmetic import STEPS, Breakdown, breakdown
     from explorer.capture import Analysis, analyze
-    from explorer.compare import compare
+    from explorer.comparison import compare
     from explorer.errors import ExplorerError, ModelLoadError
     from explorer.generation import GenerationSession, StepResult
     from explorer.heads import head_scores

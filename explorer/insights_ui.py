@@ -11,6 +11,7 @@ session, the rest is per session.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import threading
 from collections import Counter, OrderedDict
@@ -37,11 +38,13 @@ from explorer.app import (
     thin_ticks,
 )
 from explorer.capture import Analysis, analyze, clean_text
-from explorer.compare import MAX_SWAPPED, Comparison, compare
+from explorer.comparison import MAX_SWAPPED, Comparison, compare
 from explorer.errors import ExplorerError
 from explorer.heads import DESCRIPTIONS, LABELS, THRESHOLDS, head_scores, probe_for
 from explorer.lens import LogitLens, logit_lens
 from explorer.loading import LoadedModel
+
+log = logging.getLogger(__name__)
 
 IOI = "When Mary and John went to the store, John gave a drink to"
 LENS_TOP_K = 5
@@ -480,10 +483,15 @@ def _head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
             row = scores[(scores["layer"] == layer) & (scores["head"] == head)].iloc[0]
             probe = probe_for(str(row["label"]), ctx.models.get(session.model))
         except Exception as err:  # noqa: BLE001 - an error stops the chain: no probe is analyzed
-            raise gr.Error(
-                str(err) if isinstance(err, ExplorerError) else "That head could not be opened."
-            ) from err
-        gr.Info(f"{head_name(layer, head)} ({row['label']}) opened on a probe prompt: see Attention heads.")
+            if not isinstance(err, ExplorerError):
+                log.exception("opening a head from the head-types grid failed")
+            message = str(err) if isinstance(err, ExplorerError) else "That head could not be opened."
+            raise gr.Error(views.esc(message)) from err
+        gr.Info(
+            views.esc(
+                f"{head_name(layer, head)} ({row['label']}) opened on a probe prompt: see Attention heads."
+            )
+        )
         return {
             ctx.prompt: probe,
             ctx.layer: layer,

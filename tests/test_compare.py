@@ -9,7 +9,7 @@ import pytest
 
 from explorer import analyze
 from explorer.arithmetic import softmax
-from explorer.compare import compare
+from explorer.comparison import compare
 from explorer.errors import ExplorerError
 from explorer.figures import difference_figure
 
