@@ -432,6 +432,7 @@ def build_app(
         tabs.select(None, js=SELECTION_VISIBILITY_JS)
         overview_click = plot_click_bridge("#ae-overview", "x: p.x, y: p.y")
         bar_click = plot_click_bridge("#ae-dist", "token_id: p.customdata")
+        gen["timeline_click"] = plot_click_bridge("#ae-timeline", "step: p.x")
 
         panels = Panels(
             model_md=model_md,
@@ -660,6 +661,9 @@ def _generation_tab(limits: Limits) -> dict[str, Any]:
                 c["force"] = gr.Button("Force", scale=1, min_width=90, elem_id="ae-force")
             c["timeline"] = gr.Plot(
                 placeholder("Confidence per step appears here."), show_label=False, elem_id="ae-timeline"
+            )
+            gr.Markdown(
+                "**Click a point** of the timeline to go back to that step.", elem_classes=["ae-help"]
             )
         with gr.Column(scale=2, min_width=340):
             with gr.Group():
@@ -1185,10 +1189,27 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
         gen = session.generation
         if gen is None or not gen.generated:
             raise ExplorerError("Nothing to rewind: no tokens have been generated yet.")
-        take_back(session, gen, 1)
+        return back_to(session, gen, len(gen.generated) - 1, layer, head)
+
+    def back_to(session: Session, gen: GenerationSession, keep: int, layer: Any, head: Any) -> dict[Any, Any]:
+        """Keep the first `keep` generated tokens and show the last kept step again."""
+        removed = len(gen.generated) - keep
+        take_back(session, gen, removed)
         result = session.steps.get(len(gen.ids) - 1) if gen.generated else None
-        message = f"Took back one token; {len(gen.generated)} generated tokens remain."
+        noun = "token" if removed == 1 else "tokens"
+        message = f"Took back {removed} {noun}; {len(gen.generated)} generated tokens remain."
         return respond(session, gen, result, layer, head, False, message)
+
+    @guard
+    def rewind_to(session: Session, layer: Any, head: Any, evt: gr.EventData) -> dict[Any, Any]:
+        gen = session.generation
+        try:
+            step = int(round(float(evt.step)))  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError):
+            return gr.skip()
+        if gen is None or not 0 <= step < len(gen.generated) - 1:
+            return gr.skip()  # the last point: nothing to take back
+        return back_to(session, gen, step + 1, layer, head)
 
     @guard
     def restart(
@@ -1242,6 +1263,7 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
     c["force_text"].submit(force, [c["force_text"], *gen_inputs], outputs, api_visibility="private", **limit)
     panels.bar_click.click(force_id, gen_inputs, outputs, api_visibility="private", **limit)
     c["rewind"].click(rewind, [ctx.session, *view], outputs, api_name="rewind", **limit)
+    c["timeline_click"].click(rewind_to, [ctx.session, *view], outputs, api_visibility="private", **limit)
     c["restart"].click(restart, gen_inputs, outputs, api_name="restart", **limit)
     for component in settings:
         component.input(

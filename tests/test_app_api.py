@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +188,24 @@ def test_out_of_range_settings_are_refused(client: Client) -> None:
         client.predict(PROMPT, False, 1.0, 0, 0.0, 0, 0, -1, api_name="/step")  # top-p 0
 
 
+def test_concurrent_users_get_their_own_numbers(app, tiny) -> None:
+    """Capture hooks sit on the one shared model: concurrent requests must not see each other's."""
+    prompts = ["one two three", "a much longer prompt with quite a few more tokens in it", PROMPT]
+    expected = [len(tiny.tokenizer(p)["input_ids"]) for p in prompts]
+
+    def work(prompt: str) -> list[str]:
+        client = Client(app[1], verbose=False)
+        statuses = [client.predict(prompt, 1, 1, False, api_name="/analyze")[0] for _ in range(3)]
+        statuses.append(client.predict(prompt, *settings(), 0, -1, api_name="/step")[0])
+        return statuses
+
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        results = list(pool.map(work, prompts))
+    for statuses, n in zip(results, expected, strict=True):
+        assert all(f"Analyzed {n} tokens" in s for s in statuses[:3]), statuses
+        assert "Generating from the prompt" in statuses[3]
+
+
 # --- models and modes -----------------------------------------------------------------------
 
 
@@ -204,6 +224,17 @@ def test_hosted_mode_allows_listed_models_only(tiny, tiny_path: Path) -> None:
             client.predict(str(tiny_path), api_name="/load_model")
         api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert {"/analyze", "/breakdown", "/step", "/run", "/force", "/rewind"} <= set(api)
+
+
+def test_space_entry_point_builds_the_app(tiny_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    code = "import app; print(type(app.demo).__name__, app.HOSTED)"
+    env = {**os.environ, "EXPLORER_MODEL": str(tiny_path), "SPACE_ID": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("Blocks False")
 
 
 def test_cli_help_runs() -> None:

@@ -163,6 +163,11 @@ def test_generate_five_tokens_force_one_and_rewind(page: Any) -> None:
     x(page.locator("#ae-gen-text .ae-gen")).to_have_count(7, timeout=T)
     x(page.locator("#ae-timeline .js-plotly-plot .scatterlayer").first).to_be_visible()
     assert [t["type"] for t in plot_json(page, "#ae-timeline")["data"]] == ["scatter", "scatter"]
+
+    p_step2 = page.evaluate("() => document.querySelector('#ae-timeline .js-plotly-plot')._fullData[0].y[2]")
+    click_plot(page, "#ae-timeline", 2, p_step2)  # back to step 2 (the third token)
+    x(page.locator("#ae-status")).to_contain_text("3 generated tokens remain")
+    assert generated(page) == 3
     screenshot(page, "06-run-and-timeline")
 
 
