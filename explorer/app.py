@@ -471,8 +471,13 @@ def _free_on_close(demo: gr.Blocks) -> None:
 
     def free(request: gr.Request) -> None:
         holder = getattr(demo, "state_holder", None)
-        if holder is not None and request.session_hash:
-            holder.delete_state(request.session_hash)
+        state = holder.session_data.get(request.session_hash) if holder is not None else None
+        if state is None:
+            return
+        # A step still running when the tab closed writes the state back after this; with no time
+        # to live once closed, Gradio's own sweep (every second) then drops it too.
+        state.is_closed, state.STATE_TTL_WHEN_CLOSED = True, 0
+        holder.delete_state(request.session_hash)
 
     demo.unload(free)
 
