@@ -584,17 +584,15 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
     guard = guarded(status)
 
     @guard
-    def reset(session: Session, heads: Any, layer: Any) -> dict[Any, Any]:
+    def reset(session: Session) -> dict[Any, Any]:
+        # Choices only: the values stay as the user left them (run() names a head or layer that
+        # this model lacks), so typing while this runs loses nothing.
         analysis = _analysis(session)
         names = [head_name(a, b) for a in range(analysis.n_layer) for b in range(analysis.n_head)]
-        kept = [h for h in (heads or []) if h in names]
         layers = [("none", NO_LAYER)] + [(f"layer {i}", i) for i in range(analysis.n_layer)]
-        layer = _layer(layer)
         return {
-            c["heads"]: gr.update(choices=names, value=kept),
-            c["layer"]: gr.update(
-                choices=layers, value=layer if layer is not None and layer < analysis.n_layer else NO_LAYER
-            ),
+            c["heads"]: gr.update(choices=names),
+            c["layer"]: gr.update(choices=layers),
             c["summary"]: "",
             c["dist"]: placeholder("Pick heads and press “Remove and compare”."),
             c["importance"]: placeholder("Press “Which heads matter here?” to rank every head.", height=200),
@@ -603,7 +601,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
 
     ctx.analyzed.change(
         reset,
-        [ctx.session, c["heads"], c["layer"]],
+        [ctx.session],
         [status, c["heads"], c["layer"], c["summary"], c["dist"], c["importance"], c["ranked"]],
         api_visibility="private",
         show_progress="hidden",

@@ -93,6 +93,7 @@ def test_head_types_grid_opens_a_head_on_its_probe(page: Any) -> None:
 def test_ablation_summary_and_head_ranking(page: Any) -> None:
     x = expect()
     open_tab(page, "Ablation")
+    x(page.locator("#ae-abl-dist")).to_contain_text("Pick heads", timeout=T)  # ready for this analysis
     heads = page.locator("#ae-abl-heads input")
     for name in ("L1H2", "L0H1"):
         heads.click()
