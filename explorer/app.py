@@ -1724,6 +1724,7 @@ CSS = """
 .ae-table { width: fit-content; max-width: 100%; }
 .ae-table table { border-collapse: collapse; font-size: .8rem; width: max-content; margin: 0 !important;
   border: none !important; }
+.ae-table thead, .ae-table tbody, .ae-table tr { border: none !important; }
 .ae-table th, .ae-table td { border: none !important; border-bottom: 1px solid var(--border-color-primary) !important; }
 .ae-table th { position: sticky; top: 0; background: var(--background-fill-secondary) !important; font-weight: 600;
   text-align: right; padding: 4px 7px !important; white-space: nowrap; }
