@@ -1645,6 +1645,7 @@ def _switch_model(ctx: Context, panels: Panels, session: Session, choice: str) -
         loaded = ctx.models.get(choice)
     except Exception as err:  # noqa: BLE001 - a bad link must not stop the page
         message = f"The link's model could not be loaded: {_message(err)} The current model is kept."
+        _warn(message)  # a toast too: the analysis that follows on page load replaces the status line
         return {ctx.status: _status_error(message), panels.model_dd: gr.update(value=session.model)}
     key = model_key(loaded, choice)
     ctx.models.put(key, loaded)
