@@ -26,8 +26,9 @@ STEP_BY_NAME: Mapping[str, Step] = {step.name: step for step in STEPS}
 
 
 def esc(text: object) -> str:
-    """HTML-escape text, and the characters template engines read (`{`, `}`, `$`, backtick)."""
-    out = html.escape(str(text), quote=True)
+    """HTML-escape text, the characters template engines read (`{`, `}`, `$`, backtick), and the
+    backslash, which Markdown would take as an escape (eating it, or showing `&#x27;` as typed)."""
+    out = html.escape(str(text), quote=True).replace("\\", "&#92;")
     return out.replace("{", "&#123;").replace("}", "&#125;").replace("$", "&#36;").replace("`", "&#96;")
 
 
