@@ -156,3 +156,31 @@ def test_compare_swapped_names(page: Any) -> None:
     assert title.startswith(top)  # the figure opens on the head whose attention moved most
     assert sideways(page) <= 1
     screenshot(page, "insights-5-compare")
+
+
+def test_tokens_in_the_new_tabs_are_shown_as_text(page: Any) -> None:
+    x = expect()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    xss = "<img src=x onerror=alert(1)> and <b>Mary</b> met <i>John</i>"
+    page.locator("#ae-prompt textarea").fill(xss)
+    page.get_by_role("button", name="Analyze", exact=True).click()
+    x(page.locator("#ae-tokens [data-pos='0'] b")).to_have_text("<", timeout=T)
+    open_tab(page, "Logit lens")
+    page.locator("#ae-tokens [data-pos='0']").click()
+    x(page.locator("#ae-lens-table")).to_contain_text("p(next = im", timeout=T)
+    open_tab(page, "Compare")
+    page.get_by_role("button", name="Swap the names in A").click()
+    x(page.locator("#ae-prompt-b textarea")).to_have_value(
+        xss.replace("Mary", "X").replace("John", "Mary").replace("X", "John")
+    )
+    page.get_by_role("button", name="Compare", exact=True).click()
+    x(page.locator("#ae-compare-alignment")).to_contain_text("positions differ", timeout=T)
+    open_tab(page, "Ablation")
+    page.locator("#ae-abl-target textarea, #ae-abl-target input").first.fill("<b>")
+    page.get_by_role("button", name="Which heads matter here?").click()
+    x(page.locator("#ae-status")).to_contain_text("'<b>' is", timeout=T)  # an error, as text
+    injected = page.evaluate(
+        "() => document.querySelectorAll('img[src=\"x\"], #ae-tabs b b, #ae-tabs i i').length"
+    )
+    assert injected == 0 and dialogs == []
