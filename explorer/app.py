@@ -1362,13 +1362,13 @@ def _wire_model(ctx: Context, panels: Panels, analysis_event: dict[str, Any]) ->
 
 I18N = gr.I18n(**{lang: dict(text) for lang, text in lecture.UI_TEXT.items()})
 EXPORT_KINDS = {  # kind -> (button label, file extension)
-    "head_csv": ("Selected head · CSV", "csv"),
-    "attention_npz": ("All attention · NPZ", "npz"),
-    "breakdown_csv": ("Q/K/V breakdown · CSV", "csv"),
-    "breakdown_json": ("Q/K/V breakdown · JSON", "json"),
-    "history_csv": ("Generation history · CSV", "csv"),
-    "history_json": ("Generation history · JSON", "json"),
-    "report": ("Offline report · HTML", "html"),
+    "head_csv": ("Selected head (CSV)", "csv"),
+    "attention_npz": ("All heads (NPZ)", "npz"),
+    "breakdown_csv": ("Q/K/V steps (CSV)", "csv"),
+    "breakdown_json": ("Q/K/V steps (JSON)", "json"),
+    "history_csv": ("Generation (CSV)", "csv"),
+    "history_json": ("Generation (JSON)", "json"),
+    "report": ("Offline report (HTML)", "html"),
 }
 
 
@@ -1414,7 +1414,8 @@ def _export_tab() -> dict[str, Any]:
                     label,
                     variant="primary" if kind == "report" else "secondary",
                     elem_id=f"ae-export-{kind}",
-                    min_width=160,
+                    size="md",
+                    min_width=150,
                 )
         c["file"] = gr.File(label="Download", elem_id="ae-export-file", interactive=False)
     return c

@@ -263,7 +263,10 @@ def _analysis_section(analysis: Analysis, layer: int, head: int, query: int) -> 
     )
     detail.update_layout(height=640)
     overview = figures.overview_figure(analysis.pattern)
-    overview.update_layout(height=int(np.clip(150 + 42 * analysis.n_layer, 380, 660)))
+    overview.update_layout(
+        title_text="All heads: layer rows × head columns (each tile: query ↓, key →)",
+        height=int(np.clip(150 + 42 * analysis.n_layer, 380, 660)),
+    )
     window = "" if (lo, hi) == (0, analysis.n_pos) else f" (query rows {lo}–{hi - 1} of {analysis.n_pos})"
     return [
         "<h2>Every head</h2>",

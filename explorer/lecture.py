@@ -450,10 +450,10 @@ def _sampling_values(analysis: Analysis, query: int, sampling: Sampling, off: st
     }
 
 
-def _sentences(templates: Sequence[str], values: Mapping[str, str]) -> str:
+def _sentences(templates: Sequence[str], values: Mapping[str, str], lang: str) -> str:
     """The sentences whose placeholders all have values; the template text itself is escaped."""
     kept = [html.escape(t, quote=False).format(**values) for t in templates if placeholders(t) <= set(values)]
-    return " ".join(kept)
+    return ("" if lang == "zh" else " ").join(kept)  # Chinese puts no space after 。
 
 
 def _lang(lang: str | None) -> str:
@@ -468,7 +468,7 @@ def stage_html(number: int, stage: Stage, lang: str, values: Mapping[str, str]) 
         f'<code class="ae-formula">{esc(stage.formula)}</code>'
         f"<p>{esc(stage.explain[lang])}</p></div>"
         f'<div class="ae-stage-live"><div class="ae-live-label">{esc(LABELS["live"][lang])}</div>'
-        f"<p>{_sentences(stage.live[lang], values)}</p></div></section>"
+        f"<p>{_sentences(stage.live[lang], values, lang)}</p></div></section>"
     )
 
 
@@ -657,16 +657,25 @@ HEAD_JS = r"""
   const LECTURE_SCALE = 1.4;
   const isLecture = () => document.body && document.body.classList.contains('ae-lecture');
 
-  // --- Plotly: downloads named by layout.meta, an SVG button, larger fonts in lecture mode.
+  // --- Plotly: PNG and SVG downloads named by layout.meta, larger fonts in lecture mode.
+  // The buttons read the name when clicked, so the config stays the same object for every
+  // figure: Plotly.react then updates a plot in place instead of drawing it anew.
   const fileName = (gd) => String((gd.layout && gd.layout.meta) || 'attention-explorer').replace(/[^A-Za-z0-9._-]+/g, '-');
-  const svgButton = {
-    name: 'ae-download-svg',
-    title: 'Download plot as SVG',
-    icon: {width: 1000, height: 1000, path: 'M500 50 L500 650 M300 450 L500 650 L700 450 M150 700 L150 900 L850 900 L850 700',
-           transform: 'matrix(1 0 0 1 0 0)'},
-    click: (gd) => window.Plotly.downloadImage(gd, {format: 'svg', filename: fileName(gd),
+  const download = (format, title, icon) => ({
+    name: 'ae-download-' + format,
+    title,
+    icon,
+    click: (gd) => window.Plotly.downloadImage(gd, {format, filename: fileName(gd), scale: format === 'png' ? 2 : 1,
       width: gd._fullLayout.width, height: gd._fullLayout.height}),
-  };
+  });
+  const SVG_ICON = {width: 1000, height: 1000,
+    path: 'M450 80h100v480l150-150 70 70-270 270-270-270 70-70 150 150zM120 800h760v120H120z'};
+  let extraConfig = null;
+  const configFor = (P) => extraConfig || (extraConfig = {
+    displaylogo: false,
+    modeBarButtonsToRemove: ['toImage'],
+    modeBarButtonsToAdd: [download('png', 'Download plot as PNG', P.Icons.camera), download('svg', 'Download plot as SVG', SVG_ICON)],
+  });
   const baseFonts = (layout) => ({
     font: (layout.font && layout.font.size) || 12,
     title: (layout.title && layout.title.font && layout.title.font.size) || 17,
@@ -688,11 +697,7 @@ HEAD_JS = r"""
       if (gd && gd.nodeType === 1 && Array.isArray(data) && layout) {
         const base = baseFonts(layout);
         layout = scaled(layout, base);
-        config = Object.assign({}, config || {}, {
-          displaylogo: false,
-          toImageButtonOptions: {format: 'png', filename: fileName({layout}), scale: 2},
-          modeBarButtonsToAdd: [svgButton],
-        });
+        config = Object.assign({}, config || {}, configFor(P));
         const out = react(gd, data, layout, config);
         gd.__aeBase = base;
         return out;
@@ -738,7 +743,11 @@ HEAD_JS = r"""
   };
   const press = (id) => {
     const wait = showGenerate();
-    setTimeout(() => { const b = document.getElementById(id); if (b && !b.disabled) b.click(); }, wait);
+    setTimeout(() => {
+      const b = document.getElementById(id);
+      if (b && !b.disabled) b.click();
+      document.documentElement.dataset.aePressed = id;  // what the last key pressed, for tests
+    }, wait);
   };
   const running = () => !!document.querySelector('#ae-gen-text.pending, #ae-gen-text .pending, #ae-gen-text.generating, #ae-gen-text .generating, #ae-dist.pending, #ae-dist .pending');
   const nudge = (id, delta) => {
@@ -798,7 +807,7 @@ CSS = """
 .ae-keys { color: var(--body-text-color-subdued); font-size: .85rem; }
 .ae-walk { display: flex; flex-direction: column; gap: .9rem; }
 .ae-walk-head { font-size: 1.05rem; margin: 0; }
-.ae-stage { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem;
+.ae-stage { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; align-items: start;
   border-top: 1px solid var(--border-color-primary); padding-top: .8rem; scroll-margin: 5rem; }
 .ae-stage h3 { margin: 0 0 .3rem; font-size: 1.15rem; }
 .ae-stage p { margin: .2rem 0; line-height: 1.55; }
@@ -825,7 +834,17 @@ body.ae-lecture.dark .gradio-container {
   --body-text-color: #fff; --body-text-color-subdued: #e2e8f0; --block-label-text-color: #fff;
   --block-info-text-color: #e2e8f0; --block-title-text-color: #fff;
 }
+/* Dark mode: the app's coloured text and light controls, readable on a dark page. */
+.dark .ae-ok-text { color: #34d399; }
+.dark .ae-error { color: #f87171; }
+.dark .ae-gen { background: #3730a3; }
+.dark .ae-gen.ae-new { background: #D55E00; }
+.dark #ae-lecture-bar { --button-secondary-text-color: var(--body-text-color);
+  --checkbox-label-text-color: var(--body-text-color); }
+.dark #ae-lecture-bar label { color: var(--body-text-color); }
 body.ae-lecture .ae-brand h1 { font-size: 2.4rem; }
+body.ae-lecture .ae-brand p, body.ae-lecture #ae-model .ae-muted { display: none; }  /* room on a 720p screen */
+body.ae-lecture #ae-gen-buttons button { white-space: nowrap; }
 body.ae-lecture .ae-help, body.ae-lecture .ae-note, body.ae-lecture .ae-muted, body.ae-lecture .ae-step-note,
 body.ae-lecture .ae-tok-head, body.ae-lecture .ae-footer { color: var(--body-text-color-subdued); font-size: 1rem; }
 body.ae-lecture .ae-tok b { font-size: 1.25rem; }

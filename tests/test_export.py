@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -147,3 +148,34 @@ def test_report_escapes_every_piece_of_user_text(tiny, tmp_path) -> None:
     assert "alert(2)</script>" not in rest
     assert "&lt;img src=x onerror=alert(1)&gt;" in rest  # the prompt, shown as text
     assert rest.count("<script") == rest.count("</script>")  # no script left open or injected
+
+
+# --- through the app -------------------------------------------------------------------------
+
+
+def test_the_apps_export_buttons_write_the_sessions_numbers(tiny, tiny_path) -> None:
+    pytest.importorskip("gradio_client")
+    from browser_util import serve
+    from gradio_client import Client
+
+    prompt = "When Mary and John went to the store, John gave a drink to"
+    expected = analyze(tiny, prompt)
+    with serve(str(tiny_path)) as (_, url):
+        client = Client(url, verbose=False)
+        status, _ = client.predict(0, 0, 0, api_name="/export_head_csv")
+        assert "Analyze a prompt first" in status  # nothing to export yet: a message, no file
+        client.predict(prompt, 0, 0, False, api_name="/analyze")
+        _, head_path = client.predict(1, 2, 3, api_name="/export_head_csv")
+        _, npz_path = client.predict(1, 2, 3, api_name="/export_attention_npz")
+        _, report_path = client.predict(1, 2, 3, api_name="/export_report")
+        status, _ = client.predict(1, 2, 3, api_name="/export_history_json")
+    assert head_path.endswith("attention-L1-H2.csv")
+    table = read_csv(Path(head_path).read_bytes())
+    np.testing.assert_allclose(
+        table["weight"], expected.pattern[1, 2][table["query"], table["key"]], atol=1e-6
+    )
+    with np.load(npz_path, allow_pickle=False) as npz:
+        np.testing.assert_allclose(npz["pattern"], expected.pattern, atol=1e-6)
+    report = Path(report_path).read_text(encoding="utf-8")
+    assert "Layer 1, head 2" in report and "query 3" in report
+    assert "generate some tokens first" in status
