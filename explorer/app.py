@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 import threading
 import weakref
@@ -18,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -1461,8 +1463,29 @@ def export_file(kind: str, session: Session, layer: Any, head: Any, query: Any) 
             bd = breakdown(analysis, layer, head, query)
             stem = export.file_stem("breakdown", layer, head, query)
             data = export.breakdown_csv(bd) if kind == "breakdown_csv" else export.breakdown_json(bd)
-    folder = tempfile.mkdtemp(prefix="attention-explorer-")
-    return str(export.write(data, folder, f"{stem}.{EXPORT_KINDS[kind][1]}"))
+    return str(export.write(data, _export_folder(), f"{stem}.{EXPORT_KINDS[kind][1]}"))
+
+
+_EXPORTS_KEPT = 32  # Gradio copies each file into its own cache on return; ours are scratch
+_exports: tempfile.TemporaryDirectory[str] | None = None
+_exports_lock = threading.Lock()
+
+
+def _export_folder() -> str:
+    """A fresh folder for one download, under one per-process folder removed at exit.
+
+    Each download gets its own folder so that two users' files of the same name never meet;
+    only the latest `_EXPORTS_KEPT` are kept, so a long-running server does not fill its disk.
+    """
+    global _exports
+    with _exports_lock:
+        if _exports is None:
+            _exports = tempfile.TemporaryDirectory(prefix="attention-explorer-")
+        root = Path(_exports.name)
+        folders = sorted(root.iterdir(), key=lambda f: f.stat().st_mtime)
+        for old in folders[: max(0, len(folders) - _EXPORTS_KEPT + 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+        return tempfile.mkdtemp(dir=root)
 
 
 def _wire_export(ctx: Context, c: dict[str, Any]) -> None:
