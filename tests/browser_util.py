@@ -1,7 +1,9 @@
-"""Serving the app on a free local port, and driving Chromium through Playwright."""
+"""Serving the app on a free local port, reading its outputs, and driving Chromium through Playwright."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import socket
@@ -11,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
@@ -66,6 +69,26 @@ def serve(model: str | None = None, **build: Any) -> Iterator[tuple[Any, str]]:
         yield demo, f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+def plot(value: dict) -> dict:
+    """A gr.Plot output as gradio_client returns it: {"type": "plotly", "plot": json} -> the figure."""
+    assert value["type"] == "plotly"
+    return dict(json.loads(value["plot"]))
+
+
+def array(value: list | dict) -> np.ndarray:
+    """A Plotly array: a plain (nested) list, or the base64 typed-array form {dtype, bdata, shape}."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = [int(n) for n in str(value.get("shape", len(flat))).split(",")]
+        return flat.reshape(shape)
+    return np.asarray(value, dtype=float)
+
+
+def expect() -> Any:
+    """Playwright's `expect`, or skip where Playwright is not installed."""
+    return pytest.importorskip("playwright.sync_api").expect
 
 
 def require_chromium() -> str:

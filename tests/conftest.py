@@ -66,3 +66,16 @@ def bundled():
     from explorer import load_model
 
     return load_model("bundled", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, never a downloaded one), shared by a test module."""
+    from browser_util import CHROMIUM_ARGS, require_chromium
+
+    executable = require_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

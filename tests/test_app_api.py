@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import os
@@ -12,9 +11,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
-from browser_util import serve
+from browser_util import array, plot, serve
 
 from explorer.arithmetic import STEPS
 from explorer.errors import ModelLoadError
@@ -35,19 +33,6 @@ def app(tiny_path: Path):
 @pytest.fixture
 def client(app) -> Client:
     return Client(app[1], verbose=False)
-
-
-def plot(value: dict) -> dict:
-    """A gr.Plot output: {"type": "plotly", "plot": "<figure json>"} -> the figure dict."""
-    assert value["type"] == "plotly"
-    return json.loads(value["plot"])
-
-
-def array(value: list | dict) -> np.ndarray:
-    """A Plotly array, either a plain list or the base64 typed-array form {"dtype", "bdata"}."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-    return np.asarray(value)
 
 
 def steps_in(outputs: tuple) -> dict[str, dict]:

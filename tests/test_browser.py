@@ -10,15 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_util import (
-    CHROMIUM_ARGS,
-    click_at,
-    click_plot,
-    plot_json,
-    require_chromium,
-    screenshot,
-    serve,
-)
+from browser_util import click_at, click_plot, expect, plot_json, screenshot, serve
 
 pytestmark = pytest.mark.browser
 T = 120_000  # ms: generous, the CI machine may be busy
@@ -38,17 +30,6 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = require_chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    sync_api.expect.set_options(timeout=T)
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def open_page(browser: Any, url: str, width: int = 1440, height: int = 900) -> tuple[Any, dict]:
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
@@ -63,16 +44,17 @@ def open_page(browser: Any, url: str, width: int = 1440, height: int = 900) -> t
     return page, seen
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _patient_expect() -> None:
+    expect().set_options(timeout=T)  # every expectation in this module waits up to T
+
+
 @pytest.fixture
 def page(browser: Any, app_url: str) -> Iterator[Any]:
     page, seen = open_page(browser, app_url)
     yield page
     page.context.close()
     assert not seen["errors"], seen["errors"]
-
-
-def expect() -> Any:
-    return pytest.importorskip("playwright.sync_api").expect
 
 
 def analyze(page: Any, prompt: str, first_token: str) -> None:

@@ -13,27 +13,13 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
-from browser_util import CHROMIUM_ARGS, require_chromium, screenshot, serve
+from browser_util import expect, screenshot, serve
 
 pytestmark = pytest.mark.browser
 T = 60_000  # ms
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 RUNNING = "#ae-gen-text .generating, #ae-gen-text .pending"  # a run is streaming tokens
 XSS = "<img src=x onerror=alert(1)> <script>console.log('XSS-MARKER')</script> went"
-
-
-def expect() -> Any:
-    return pytest.importorskip("playwright.sync_api").expect
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = require_chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

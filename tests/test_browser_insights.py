@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_util import CHROMIUM_ARGS, click_plot, plot_json, require_chromium, screenshot, serve
+from browser_util import click_plot, expect, plot_json, screenshot, serve
 
 pytestmark = pytest.mark.browser
 T = 240_000  # ms: generous, the machine may be very busy
@@ -22,20 +22,6 @@ IOI = "When Mary and John went to the store, John gave a drink to"
 def app_url(tiny_path: Path) -> Iterator[str]:
     with serve(str(tiny_path)) as (_, url):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = require_chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def expect() -> Any:
-    return pytest.importorskip("playwright.sync_api").expect
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from browser_util import CHROMIUM_ARGS, require_chromium, serve
+from browser_util import expect, serve
 
 import explorer.app as app_module
 from explorer import cli
@@ -187,20 +187,6 @@ def test_hosted_mode_takes_a_prompt_with_lone_surrogates(hosted: tuple) -> None:
 
 
 # --- markup shown as text, in Chromium -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = require_chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def expect() -> Any:
-    return pytest.importorskip("playwright.sync_api").expect
 
 
 def open_page(browser: Any, url: str, wait: bool = True) -> tuple[Any, dict]:

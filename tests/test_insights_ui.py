@@ -5,15 +5,13 @@ Every number the endpoints return is checked against the engine called directly 
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_util import serve
+from browser_util import array, plot, serve
 
 import explorer.insights_ui as insights_ui
 from explorer import ablate, analyze, compare, head_importance, head_scores, logit_lens
@@ -101,20 +99,6 @@ def app(tiny_path: Path):
 @pytest.fixture
 def client(app) -> Client:
     return Client(app[1], verbose=False)
-
-
-def plot(value: dict) -> dict:
-    assert value["type"] == "plotly"
-    return json.loads(value["plot"])
-
-
-def array(value: list | dict) -> np.ndarray:
-    """A Plotly array: a plain (nested) list, or the base64 typed-array form {dtype, bdata, shape}."""
-    if isinstance(value, dict):
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = [int(n) for n in str(value.get("shape", len(flat))).split(",")]
-        return flat.reshape(shape)
-    return np.asarray(value, dtype=float)
 
 
 def rows(table: str) -> list[list[str]]:
