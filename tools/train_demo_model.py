@@ -30,6 +30,7 @@ import sys
 import tarfile
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -305,37 +306,93 @@ def encode(tokenizer, text: str) -> np.ndarray:
     return np.asarray(ids, dtype=np.int32)
 
 
-def batch(
-    data: np.ndarray, rng: np.random.Generator, n: int, t: int, vocab: int, repeat_share: float
-) -> torch.Tensor:
-    """n sequences of t tokens: prose spans, and a share of random-token spans repeated.
+KINDS = ("prose", "induction", "previous")
 
-    Repeated random spans are what make induction heads form early: nothing but copying
-    from earlier in the context predicts them.
+
+def sequence(data: np.ndarray, rng: np.random.Generator, t: int, vocab: int, kind: str) -> np.ndarray:
+    """One training sequence of t tokens, of one of three kinds.
+
+    - prose: a span of the corpus.
+    - induction: prose with a span of 10-64 random tokens written twice somewhere in it. Only
+      copying from the first occurrence predicts the second, at a distance that changes from
+      sequence to sequence, so a fixed-offset head cannot solve it; an induction head can.
+    - previous: random tokens where each token, with probability 1/2, is the one two places back.
+      Only attending to the previous position predicts those, the same at every position: this
+      is what gives the model its previous-token heads early, which induction heads build on.
     """
-    rows = np.empty((n, t), dtype=np.int64)
-    for r in range(n):
-        if rng.random() < repeat_share:
-            span = int(rng.integers(min(8, t // 4), max(min(129, t // 2), 9)))
-            prefix = int(rng.integers(0, t // 4))
-            block = rng.integers(1, vocab, size=span)
-            reps = np.tile(block, t // span + 2)
-            start = int(rng.integers(0, len(data) - prefix - 1))
-            rows[r] = np.concatenate([data[start : start + prefix], reps])[:t]
-        else:
-            start = int(rng.integers(0, len(data) - t - 1))
-            rows[r] = data[start : start + t]
+    if kind == "prose":
+        start = int(rng.integers(0, len(data) - t - 1))
+        return data[start : start + t]
+    if kind == "induction":
+        span = int(rng.integers(min(10, t // 4), max(min(64, t // 2), 2) + 1))
+        prefix = int(rng.integers(0, t - 2 * span + 1))
+        block = rng.integers(1, vocab, size=span)
+        start = int(rng.integers(0, len(data) - t - 1))
+        return np.concatenate([data[start : start + prefix], block, block, data[start + prefix : start + t]])[
+            :t
+        ]
+    tokens = rng.integers(1, vocab, size=t)
+    again = rng.random(t) < 0.5
+    for i in range(2, t):
+        if again[i]:
+            tokens[i] = tokens[i - 2]
+    return tokens
+
+
+def batch(
+    data: np.ndarray, rng: np.random.Generator, n: int, t: int, vocab: int, mix: Sequence[float]
+) -> torch.Tensor:
+    """n sequences of t tokens, each of a kind drawn with the shares in `mix` (prose, induction, previous)."""
+    share = np.asarray(mix, dtype=float) / sum(mix)
+    kinds = rng.choice(len(KINDS), size=n, p=share)
+    rows = np.stack([sequence(data, rng, t, vocab, KINDS[k]) for k in kinds]).astype(np.int64)
     return torch.from_numpy(rows)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Until step `until`, sequences of `seq_len` tokens with these shares of each kind."""
+
+    until: int
+    mix: tuple[float, float, float]
+    seq_len: int
+
+
+def parse_phases(text: str) -> list[Phase]:
+    """ "400:0,0,1:64;1000:0.2,0.5,0.3:128" -> phases; after the last one, the run's main mix."""
+    phases = []
+    for part in filter(None, text.split(";")):
+        until, mix, seq_len = part.split(":")
+        shares = tuple(float(x) for x in mix.split(","))
+        assert len(shares) == 3, part
+        phases.append(Phase(int(until), shares, int(seq_len)))  # type: ignore[arg-type]
+    return phases
+
+
+def plan_at(step: int, args) -> tuple[tuple[float, ...], int]:
+    """(mix, sequence length) at a step.
+
+    Short sequences first: with T keys a softmax's gradient per score is about 1/T, so attention
+    patterns form far sooner on 64 tokens than on 256 (measured here: a previous-token head in
+    150 steps at 64-128 tokens, none after 300 at 256). Then some steps at the full context so
+    that every position embedding is trained.
+    """
+    for phase in parse_phases(args.phases):
+        if step < phase.until:
+            return phase.mix, min(phase.seq_len, args.n_positions)
+    mix = tuple(float(x) for x in args.mix.split(","))
+    long = args.long_every and step % args.long_every == args.long_every - 1
+    return mix, args.n_positions if long else args.seq_len
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
 @torch.no_grad()
-def evaluate(model, tokenizer, heldout_ids: np.ndarray, device: str, seed: int) -> dict:
+def evaluate(model, tokenizer, heldout_ids: np.ndarray, device: str, seed: int, n_seq: int = 64) -> dict:
     model.eval()
     t = min(256, model.config.n_positions)
-    n_seq = max(1, min(64, (len(heldout_ids) - 1) // t))
+    n_seq = max(1, min(n_seq, (len(heldout_ids) - 1) // t))
     rng = np.random.default_rng(seed + 1)
     starts = rng.integers(0, len(heldout_ids) - t - 1, size=n_seq)
     seqs = torch.from_numpy(np.stack([heldout_ids[s : s + t] for s in starts]).astype(np.int64)).to(device)
@@ -432,16 +489,6 @@ def make_model(args, vocab_size: int):
     return model
 
 
-def seq_len_at(step: int, args) -> int:
-    """Short sequences first: with T keys a softmax's gradient per score is about 1/T, so
-    attention patterns (previous-token, then induction heads) start forming far sooner."""
-    progress = step / max(1, args.steps)
-    for until, length in ((0.1, 32), (0.2, 64), (0.35, 128)):
-        if args.curriculum and progress < until:
-            return min(length, args.seq_len)
-    return args.n_positions if step % args.long_every == 0 else args.seq_len
-
-
 def lr_at(step: int, args) -> float:
     warm = max(1, args.steps // 50)
     if step < warm:
@@ -497,22 +544,11 @@ def train(args) -> None:
     rng = np.random.default_rng(args.seed + step)
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16)
     started = time.time()
-    first_step = step
     bar = tqdm(range(step, args.steps), initial=step, total=args.steps, mininterval=5)
     model.train()
     for step in bar:
-        # Most steps use shorter sequences (cheaper); some use the full context so that
-        # every position embedding is trained.
-        if step < first_step + args.copy_warmup:
-            # Copying first (also when resuming): on 16 random tokens repeated twice, induction
-            # heads form within a few hundred small steps; mixed with prose from the start they
-            # had not formed after 20M tokens here.
-            block = torch.from_numpy(rng.integers(1, len(tokenizer), size=(32, 16)))
-            x = torch.cat([block, block], dim=1).to(device)
-        else:
-            t = seq_len_at(step, args)
-            n = max(1, args.batch_tokens // t)
-            x = batch(train_ids, rng, n, t, len(tokenizer), args.repeat_share).to(device)
+        mix, t = plan_at(step, args)
+        x = batch(train_ids, rng, max(1, args.batch_tokens // t), t, len(tokenizer), mix).to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with autocast:
@@ -523,6 +559,17 @@ def train(args) -> None:
         opt.step()
         seen += x.numel()
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{seen / (time.time() - started + 1e-9):.0f}")
+        if args.eval_every and (step + 1) % args.eval_every == 0:
+            model.set_attn_implementation("eager")
+            m = evaluate(model, tokenizer, heldout_ids[:30_000], device, args.seed, n_seq=16)
+            model.set_attn_implementation("sdpa")
+            model.train()
+            prev, ind = m["previous_token_head"], m["induction_head"]
+            tqdm.write(
+                f"step {step + 1}: held-out loss {m['heldout_loss']:.3f}, previous-token "
+                f"L{prev['layer']}H{prev['head']} {prev['score']:.2f}, induction "
+                f"L{ind['layer']}H{ind['head']} {ind['score']:.2f}, copy loss ratio {m['repeat_loss_ratio']:.2f}"
+            )
         if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
             torch.save(
                 {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "seen": seen}, ckpt
@@ -576,18 +623,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--n-positions", type=int, default=1024)
     p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--long-every", type=int, default=8, help="every Nth step uses n_positions")
-    p.add_argument("--batch-tokens", type=int, default=8192)
-    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--long-every", type=int, default=10, help="every Nth step uses n_positions")
+    p.add_argument("--batch-tokens", type=int, default=4096)
+    p.add_argument("--steps", type=int, default=4500)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--repeat-share", type=float, default=0.25)
-    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument(
+        "--phases",
+        default="400:0,0,1:64;1000:0.2,0.5,0.3:128",
+        help="until:prose,induction,previous:seq_len;... the opening phases",
+    )
+    p.add_argument("--mix", default="0.5,0.3,0.2", help="prose,induction,previous shares after the phases")
+    p.add_argument("--eval-every", type=int, default=100, help="print head scores every N steps (0: never)")
+    p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--pos-init", choices=("default", "sinusoidal"), default="sinusoidal")
     p.add_argument("--pos-scale", type=float, default=0.03)
-    p.add_argument(
-        "--copy-warmup", type=int, default=250, help="first steps of a run (or resumed run) on copying alone"
-    )
-    p.add_argument("--curriculum", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--corpus-limit", type=int, default=None, help="chars per source (tests)")
     p.add_argument(
@@ -601,6 +650,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.vocab_size, args.n_layer, args.n_head, args.n_embd = 300, 2, 2, 16
         args.n_positions, args.seq_len, args.batch_tokens, args.steps = 64, 32, 256, 3
         args.corpus_limit, args.save_every, args.long_every = args.corpus_limit or 20_000, 2, 2
+        args.phases, args.eval_every = "1:0.2,0.4,0.4:16", 2
     return args
 
 
