@@ -14,14 +14,13 @@ import html
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 FONT_SIZE = 14
 TITLE_SIZE = 18
@@ -82,45 +81,58 @@ def _token_ticks(tokens: Sequence[str], max_labels: int = MAX_TICK_LABELS) -> di
     }
 
 
+# Template keys for plot types these figures never draw: dropping them saves ~2 kB a figure.
+_NOT_CARTESIAN = ("polar", "ternary", "scene", "geo")
+_AXIS_STYLE = {
+    "x": {"automargin": True, "showgrid": False, "zeroline": False},
+    "y": {"automargin": True, "zeroline": False},
+}
+
+
 @cache
-def _template_json() -> str:
+def _template_parts() -> tuple[str, dict[str, str]]:
+    """plotly_white as JSON: its layout, and its styles per trace type."""
     import plotly.io as pio
 
-    return json.dumps(pio.templates["plotly_white"].to_plotly_json())
+    template = pio.templates["plotly_white"].to_plotly_json()
+    layout = {key: value for key, value in template["layout"].items() if key not in _NOT_CARTESIAN}
+    return json.dumps(layout), {kind: json.dumps(styles) for kind, styles in template["data"].items()}
 
 
-def _set_template(fig: go.Figure) -> None:
-    """plotly_white, assigned the way Plotly assigns its default template: unvalidated.
+def _template(kinds: Iterable[str]) -> dict[str, Any]:
+    """plotly_white, with trace styles only for the trace types drawn (a fresh copy each time)."""
+    layout, styles = _template_parts()
+    return {
+        "layout": json.loads(layout),
+        "data": {kind: json.loads(styles[kind]) for kind in sorted(set(kinds)) if kind in styles},
+    }
 
-    A validated assignment deep-copies and re-checks the whole template, ~30 ms a figure and
-    most of a small figure's cost; this template is Plotly's own and already valid.
+
+def _figure(traces: Sequence[dict[str, Any]], title: str, meta: str, **layout: Any) -> go.Figure:
+    """Shared look (large fonts, white template, tight margins) around plain-dict traces and
+    layout. `title` is already escaped.
+
+    Built as dicts and wrapped without Plotly's validation: validating costs ~25 ms a figure,
+    most of a generation step's time, and these properties are fixed here and checked by the
+    tests. The axis style applies to every axis (xaxis2, yaxis2, … too).
     """
-    layout = fig.layout
-    layout._validate = False  # type: ignore[attr-defined]
-    try:
-        layout.template = json.loads(_template_json())
-    finally:
-        layout._validate = True  # type: ignore[attr-defined]
+    full: dict[str, Any] = {
+        "template": _template(trace["type"] for trace in traces),
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": TITLE_SIZE}},
+        "font": {"size": FONT_SIZE},
+        "margin": {"l": 10, "r": 10, "t": 60, "b": 10},
+        "meta": meta,
+    }
+    full.update(layout)
+    axes = {"xaxis", "yaxis"} | {key for key in full if re.fullmatch(r"[xy]axis\d*", key)}
+    for key in axes:
+        full[key] = {**full.get(key, {}), **_AXIS_STYLE[key[0]]}
+    return go.Figure({"data": list(traces), "layout": full}, _validate=False)
 
 
-def _style(fig: go.Figure, title: str, meta: str, **layout: Any) -> go.Figure:
-    """Shared look: large fonts, white template, tight margins. `title` is already escaped."""
-    _set_template(fig)
-    fig.update_layout(
-        title={
-            "text": title,
-            "x": 0.01,
-            "xanchor": "left",
-            "font": {"size": TITLE_SIZE},
-        },
-        font={"size": FONT_SIZE},
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        meta=meta,
-    )
-    fig.update_layout(**layout)
-    fig.update_xaxes(automargin=True, showgrid=False, zeroline=False)
-    fig.update_yaxes(automargin=True, zeroline=False)
-    return fig
+def _int_keys(n: int) -> np.ndarray:
+    """0..n-1 in the smallest integer type: Plotly sends typed arrays, int16 is half of int32."""
+    return np.arange(n, dtype=np.int16 if n < 2**15 else np.int32)
 
 
 def _mask_future(mat: np.ndarray) -> np.ndarray:
@@ -204,38 +216,42 @@ def overview_figure(
     grid[:, :tile_q, :, :tile_k] = tiles.transpose(0, 2, 1, 3)
     z = np.ascontiguousarray(grid.reshape(n_layer * (tile_q + 1), n_head * (tile_k + 1))[:-1, :-1])
     dx, dy = 1 / (tile_k + 1), 1 / (tile_q + 1)
-    heat = go.Heatmap(
-        z=z,
-        x0=-(tile_k - 1) / 2 * dx,  # centres tile h on x = h, gaps on h + 0.5
-        dx=dx,
-        y0=-(tile_q - 1) / 2 * dy,
-        dy=dy,
-        zmin=0,
-        zmax=1,
-        colorscale=SEQUENTIAL,
-        colorbar={"title": {"text": "attention<br>(block max)"}},
-        hoverongaps=False,
-        hovertemplate="layer %{y:.0f}, head %{x:.0f}<br>block max %{z:.3f}<extra></extra>",
-        meta={"tile": [tile_q, tile_k], "n_layer": n_layer, "n_head": n_head},
-    )
-    fig = go.Figure(heat)
-    fig.update_xaxes(
-        tickmode="array",
-        tickvals=list(range(n_head)),
-        ticktext=[f"H{h}" for h in range(n_head)],
-        range=[-0.5, n_head - 0.5],
-    )
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=list(range(n_layer)),
-        ticktext=[f"L{layer}" for layer in range(n_layer)],
-        range=[n_layer - 0.5, -0.5],  # layer 0 at top
-        scaleanchor="x",
-        constrain="domain",
-        showgrid=False,
-    )
+    heat = {
+        "type": "heatmap",
+        "z": z,
+        "x0": -(tile_k - 1) / 2 * dx,  # centres tile h on x = h, gaps on h + 0.5
+        "dx": dx,
+        "y0": -(tile_q - 1) / 2 * dy,
+        "dy": dy,
+        "zmin": 0,
+        "zmax": 1,
+        "colorscale": SEQUENTIAL,
+        "colorbar": {"title": {"text": "attention<br>(block max)"}},
+        "hoverongaps": False,
+        "hovertemplate": "layer %{y:.0f}, head %{x:.0f}<br>block max %{z:.3f}<extra></extra>",
+        "meta": {"tile": [tile_q, tile_k], "n_layer": n_layer, "n_head": n_head},
+    }
     title = "All heads: layer rows × head columns (each tile: query ↓, key →). Click a tile."
-    return _style(fig, title, "attention-overview")
+    return _figure(
+        [heat],
+        title,
+        "attention-overview",
+        xaxis={
+            "tickmode": "array",
+            "tickvals": list(range(n_head)),
+            "ticktext": [f"H{h}" for h in range(n_head)],
+            "range": [-0.5, n_head - 0.5],
+        },
+        yaxis={
+            "tickmode": "array",
+            "tickvals": list(range(n_layer)),
+            "ticktext": [f"L{layer}" for layer in range(n_layer)],
+            "range": [n_layer - 0.5, -0.5],  # layer 0 at top
+            "scaleanchor": "x",
+            "constrain": "domain",
+            "showgrid": False,
+        },
+    )
 
 
 # --- one head -----------------------------------------------------------------------------
@@ -256,24 +272,41 @@ def _pair_hover(tokens: Sequence[str], z: np.ndarray) -> list[list[str]]:
     ]
 
 
-def _token_heatmap_figure(
-    z: np.ndarray, tokens: Sequence[str], value_format: str, **heatmap: Any
-) -> go.Figure:
-    """[query, key] heatmap with token-labelled axes, query top to bottom."""
+def _thin(ticks: dict[str, Any], max_labels: int | None) -> dict[str, Any]:
+    """Keep every k-th of the tick labels so that at most `max_labels` remain (None: all)."""
+    values, text = ticks["tickvals"], ticks["ticktext"]
+    if max_labels is not None and len(values) > max_labels:
+        step = -(-len(values) // max_labels)
+        ticks = ticks | {"tickvals": values[::step], "ticktext": text[::step]}
+    return ticks
+
+
+def _token_heatmap(
+    z: np.ndarray,
+    tokens: Sequence[str],
+    value_format: str,
+    max_labels: int | None,
+    **heatmap: Any,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """[query, key] heatmap trace with token-labelled axes, query top to bottom: (trace, xaxis, yaxis)."""
     n_query, n_key = z.shape
     offset = n_key - n_query
-    heat = go.Heatmap(z=z, y0=offset, hoverongaps=False, **heatmap)
+    heat = {"type": "heatmap", "z": z, "y0": offset, "hoverongaps": False, **heatmap}
     if z.size <= HOVER_MAX_CELLS:
-        heat.hovertext = _pair_hover(tokens, z)
-        heat.hovertemplate = f"%{{hovertext}}: %{{z:{value_format}}}<extra></extra>"
+        heat["hovertext"] = _pair_hover(tokens, z)
+        heat["hovertemplate"] = f"%{{hovertext}}: %{{z:{value_format}}}<extra></extra>"
     else:
-        heat.hovertemplate = f"query %{{y:.0f}} → key %{{x:.0f}}: %{{z:{value_format}}}<extra></extra>"
-    fig = go.Figure(heat)
-    fig.update_xaxes(title="key (attended to)", **_token_ticks(tokens[:n_key]))
+        heat["hovertemplate"] = f"query %{{y:.0f}} → key %{{x:.0f}}: %{{z:{value_format}}}<extra></extra>"
+    xaxis = {"title": {"text": "key (attended to)"}, **_thin(_token_ticks(tokens[:n_key]), max_labels)}
     y_ticks = _token_ticks(tokens[offset:n_key])
     y_ticks["tickvals"] = [v + offset for v in y_ticks["tickvals"]]
-    fig.update_yaxes(title="query (attending)", autorange="reversed", showgrid=False, **y_ticks)
-    return fig
+    yaxis = {
+        "title": {"text": "query (attending)"},
+        "autorange": "reversed",
+        "showgrid": False,
+        **_thin(y_ticks, max_labels),
+    }
+    return heat, xaxis, yaxis
 
 
 def head_figure(
@@ -285,38 +318,53 @@ def head_figure(
     title: str | None = None,
     *,
     meta: str | None = None,
+    max_labels: int | None = None,
+    **layout: Any,
 ) -> go.Figure:
     """One head's [query, key] pattern; masked (future) keys blank.
 
     Colour runs from 0 to the data's max so weak heads stay visible. `head=None` (or a
-    `title`) for a mean over heads. `query` outlines that row.
+    `title`) for a mean over heads. `query` outlines that row. `max_labels` thins the token
+    labels further; `layout` is passed on (height, …).
     """
     z = _mask_future(pattern_lh)
     zmax = float(np.nanmax(z)) if np.isfinite(z).any() else 1.0
-    fig = _token_heatmap_figure(
+    heat, xaxis, yaxis = _token_heatmap(
         z,
         tokens,
         ".4f",
+        max_labels,
         zmin=0,
         zmax=zmax or 1.0,
         colorscale=SEQUENTIAL,
         colorbar={"title": {"text": f"attention<br>0 – {zmax:.2f}<br>(max of data)"}},
     )
+    shapes = []
     if query is not None:
-        fig.add_shape(
-            type="rect",
-            x0=-0.5,
-            x1=query + 0.5,  # the keys this query may see
-            y0=query - 0.5,
-            y1=query + 0.5,
-            line={"color": HIGHLIGHT, "width": 3},
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": -0.5,
+                "x1": query + 0.5,  # the keys this query may see
+                "y0": query - 0.5,
+                "y1": query + 0.5,
+                "line": {"color": HIGHLIGHT, "width": 3},
+            }
         )
     which = "mean over heads" if head is None else f"head {head}"
     default = f"Layer {layer}, {which}: where each query token looks"
     if query is not None and 0 <= query < len(tokens):
         default += f" (query {query} '{_esc_text(tokens[query])}' outlined)"
     slug = f"attention-L{layer}-" + ("mean" if head is None else f"H{head}")
-    return _style(fig, _esc_text(title) if title else default, meta or slug)
+    return _figure(
+        [heat],
+        _esc_text(title) if title else default,
+        meta or slug,
+        xaxis=xaxis,
+        yaxis=yaxis,
+        shapes=shapes,
+        **layout,
+    )
 
 
 def difference_figure(
@@ -324,15 +372,16 @@ def difference_figure(
 ) -> go.Figure:
     """[query, key] heatmap of a difference between two patterns, diverging around 0."""
     z = _mask_future(diff)
-    fig = _token_heatmap_figure(
+    heat, xaxis, yaxis = _token_heatmap(
         z,
         tokens,
         "+.4f",
+        None,
         zmid=0,
         colorscale=DIVERGING,
         colorbar={"title": {"text": "difference"}},
     )
-    return _style(fig, _esc_text(title), meta or _slug(title, "difference"))
+    return _figure([heat], _esc_text(title), meta or _slug(title, "difference"), xaxis=xaxis, yaxis=yaxis)
 
 
 def attention_row_figure(
@@ -342,27 +391,40 @@ def attention_row_figure(
     title: str | None = None,
     *,
     meta: str | None = None,
+    max_labels: int | None = None,
+    hover_tokens: int | None = None,
+    **layout: Any,
 ) -> go.Figure:
-    """Bars of one query's attention over keys 0..query: which earlier tokens it read."""
-    keys = np.arange(query + 1, dtype=np.int32)
-    values = np.asarray(row, dtype=np.float32)[: query + 1]
-    esc = _esc(tokens[: query + 1])
-    bar = go.Bar(
-        x=keys,
-        y=values,
-        marker_color=OKABE_ITO[0],
-        hovertext=[f"key {j} '{t}'" for j, t in enumerate(esc)],
-        hovertemplate="%{hovertext}: %{y:.4f}<extra></extra>",
-    )
-    if len(keys) <= 24:  # values on the bars while they still fit
-        bar.texttemplate = "%{y:.2f}"
-        bar.textposition = "outside"
-        bar.cliponaxis = False
-    fig = go.Figure(bar)
-    fig.update_xaxes(title="key (earlier token)", **_token_ticks(tokens[: query + 1]))
-    fig.update_yaxes(title="attention", rangemode="tozero")
+    """Bars of one query's attention over keys 0..query: which earlier tokens it read.
+
+    Hover names each key's token up to `hover_tokens` keys (None: always); longer rows hover
+    with the key's position only, which keeps a long row's figure small.
+    """
+    n = query + 1
+    values = np.asarray(row, dtype=np.float32)[:n]
+    esc = _esc(tokens[:n])
+    bar: dict[str, Any] = {
+        "type": "bar",
+        "x": _int_keys(n),
+        "y": values,
+        "marker": {"color": OKABE_ITO[0]},
+    }
+    if hover_tokens is None or n <= hover_tokens:
+        bar["hovertext"] = [f"key {j} '{t}'" for j, t in enumerate(esc)]
+        bar["hovertemplate"] = "%{hovertext}: %{y:.4f}<extra></extra>"
+    else:
+        bar["hovertemplate"] = "key %{x}: %{y:.4f}<extra></extra>"
+    if n <= 24:  # values on the bars while they still fit
+        bar |= {"texttemplate": "%{y:.2f}", "textposition": "outside", "cliponaxis": False}
     default = f"Query {query} '{esc[-1]}': attention over earlier tokens"
-    return _style(fig, _esc_text(title) if title else default, meta or f"attention-row-q{query}")
+    return _figure(
+        [bar],
+        _esc_text(title) if title else default,
+        meta or f"attention-row-q{query}",
+        xaxis={"title": {"text": "key (earlier token)"}, **_thin(_token_ticks(tokens[:n]), max_labels)},
+        yaxis={"title": {"text": "attention"}, "rangemode": "tozero"},
+        **layout,
+    )
 
 
 # --- vectors and attention arithmetic ----------------------------------------------------
@@ -374,24 +436,29 @@ def vector_figure(
     """A few vectors (e.g. Q_i, K_j, V_j) as heatmap rows, diverging colours centred on 0."""
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     esc = _esc(labels)
-    heat = go.Heatmap(
-        z=v,
-        zmid=0,
-        colorscale=DIVERGING,
-        colorbar={"title": {"text": "value"}},
-        hovertext=[[f"{label}[{j}]" for j in range(v.shape[1])] for label in esc],
-        hovertemplate="%{hovertext}: %{z:.3f}<extra></extra>",
+    heat = {
+        "type": "heatmap",
+        "z": v,
+        "zmid": 0,
+        "colorscale": DIVERGING,
+        "colorbar": {"title": {"text": "value"}},
+        "hovertext": [[f"{label}[{j}]" for j in range(v.shape[1])] for label in esc],
+        "hovertemplate": "%{hovertext}: %{z:.3f}<extra></extra>",
+    }
+    return _figure(
+        [heat],
+        _esc_text(title),
+        meta or _slug(title, "vectors"),
+        xaxis={"title": {"text": "dimension"}},
+        yaxis={
+            "tickmode": "array",
+            "tickvals": list(range(len(esc))),
+            "ticktext": esc,
+            "autorange": "reversed",
+            "showgrid": False,
+        },
+        height=140 + 45 * len(v),
     )
-    fig = go.Figure(heat)
-    fig.update_xaxes(title="dimension")
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=list(range(len(esc))),
-        ticktext=esc,
-        autorange="reversed",
-        showgrid=False,
-    )
-    return _style(fig, _esc_text(title), meta or _slug(title, "vectors"), height=140 + 45 * len(v))
 
 
 def scores_figure(
@@ -401,47 +468,64 @@ def scores_figure(
     *,
     lower: Sequence[str] = ("pattern",),
     meta: str | None = None,
+    max_labels: int | None = None,
+    **layout: Any,
 ) -> go.Figure:
     """Grouped bars per key for the named steps of one attention row (e.g. scores, scaled,
     pattern). Masked entries (-inf, NaN) are skipped. Steps named in `lower` (probabilities)
     go to a second panel below, sharing the key axis."""
     bottom = [name for name in values if name in lower]
     two_panels = bool(bottom) and len(bottom) < len(values)
-    fig = make_subplots(rows=2 if two_panels else 1, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     esc = _esc(tokens)
     n_key = 0
+    traces = []
     for i, (name, row) in enumerate(values.items()):
         v = np.asarray(row, dtype=np.float32)
         keys = np.flatnonzero(np.isfinite(v)).astype(np.int32)
         n_key = max(n_key, len(v))
-        bar = go.Bar(
-            name=_esc_text(name),
-            x=keys,
-            y=v[keys],
-            marker_color=OKABE_ITO[i % len(OKABE_ITO)],
-            hovertext=[f"key {j} '{esc[j]}'" for j in keys],
-            hovertemplate="%{fullData.name}<br>%{hovertext}: %{y:.4f}<extra></extra>",
+        below = two_panels and name in lower
+        traces.append(
+            {
+                "type": "bar",
+                "name": _esc_text(name),
+                "x": keys,
+                "y": v[keys],
+                "marker": {"color": OKABE_ITO[i % len(OKABE_ITO)]},
+                "hovertext": [f"key {j} '{esc[j]}'" for j in keys],
+                "hovertemplate": "%{fullData.name}<br>%{hovertext}: %{y:.4f}<extra></extra>",
+                "xaxis": "x2" if below else "x",
+                "yaxis": "y2" if below else "y",
+            }
         )
-        fig.add_trace(bar, row=2 if two_panels and name in lower else 1, col=1)
-    fig.update_xaxes(**_token_ticks(tokens[:n_key]))
-    fig.update_xaxes(title="key", row=2 if two_panels else 1, col=1)
-    fig.update_yaxes(title="score", row=1, col=1)
-    if two_panels:
-        fig.update_yaxes(title="pattern", rangemode="tozero", row=2, col=1)
+    ticks = _thin(_token_ticks(tokens[:n_key]), max_labels)
+    axes: dict[str, Any]
+    if two_panels:  # what make_subplots(rows=2, shared_xaxes=True, vertical_spacing=0.08) lays out
+        axes = {
+            "xaxis": {"anchor": "y", "domain": [0.0, 1.0], "matches": "x2", "showticklabels": False, **ticks},
+            "yaxis": {"anchor": "x", "domain": [0.54, 1.0], "title": {"text": "score"}},
+            "xaxis2": {"anchor": "y2", "domain": [0.0, 1.0], "title": {"text": "key"}, **ticks},
+            "yaxis2": {
+                "anchor": "x2",
+                "domain": [0.0, 0.46],
+                "title": {"text": "pattern"},
+                "rangemode": "tozero",
+            },
+        }
+    else:
+        axes = {
+            "xaxis": {"anchor": "y", "domain": [0.0, 1.0], "title": {"text": "key"}, **ticks},
+            "yaxis": {"anchor": "x", "domain": [0.0, 1.0], "title": {"text": "score"}},
+        }
     steps = " → ".join(_esc(list(values)))
     q_tok = _esc_text(tokens[query]) if 0 <= query < len(tokens) else ""
-    return _style(
-        fig,
+    return _figure(
+        traces,
         f"Query {query} '{q_tok}': {steps}",
         meta or f"scores-q{query}",
         barmode="group",
-        legend={
-            "orientation": "h",
-            "y": 1.02,
-            "yanchor": "bottom",
-            "x": 1,
-            "xanchor": "right",
-        },
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        **axes,
+        **layout,
     )
 
 
@@ -468,11 +552,13 @@ def distribution_figure(
     title: str = "Next token",
     *,
     meta: str | None = None,
+    **layout: Any,
 ) -> go.Figure:
     """Next-token probabilities as horizontal bars, largest at top: the raw model and
     (if given) after the sampling settings, side by side. The chosen token's bars are
     outlined and hatched, with an annotation. Each bar's customdata is its token_id,
     so a click can force that token. `chosen` is a token id, or a display string.
+    `layout` is passed on (height, xaxis, …; an axis given replaces the default one's keys).
     """
     frames = {"model": raw}
     if warped is not None:
@@ -483,63 +569,63 @@ def distribution_figure(
         int(i): str(t) for df in frames.values() for i, t in zip(df["token_id"], df["token"], strict=True)
     }
     chosen_id = _resolve_chosen(list(frames.values()), chosen)
-    fig = go.Figure()
+    traces = []
     for k, (name, df) in enumerate(frames.items()):
         token_ids = df["token_id"].to_numpy(dtype=np.int32)
         is_chosen = token_ids == chosen_id
-        fig.add_bar(
-            name=name,
-            orientation="h",
-            x=df["prob"].to_numpy(dtype=np.float32),
-            y=np.array([row_of[int(t)] for t in token_ids], dtype=np.int32),
-            customdata=token_ids,
-            hovertext=_esc(df["token"].astype(str).tolist()),
-            hovertemplate="'%{hovertext}' (id %{customdata})<br>p = %{x:.2%}<extra>%{fullData.name}</extra>",
-            marker={
-                "color": OKABE_ITO[k],
-                "line": {
-                    "color": "black",
-                    "width": np.where(is_chosen, 3, 0).astype(np.uint8),
+        traces.append(
+            {
+                "type": "bar",
+                "name": name,
+                "orientation": "h",
+                "x": df["prob"].to_numpy(dtype=np.float32),
+                "y": np.array([row_of[int(t)] for t in token_ids], dtype=np.int16),
+                "customdata": token_ids,
+                "hovertext": _esc(df["token"].astype(str).tolist()),
+                "hovertemplate": "'%{hovertext}' (id %{customdata})<br>p = %{x:.2%}"
+                "<extra>%{fullData.name}</extra>",
+                "marker": {
+                    "color": OKABE_ITO[k],
+                    "line": {"color": "black", "width": np.where(is_chosen, 3, 0).astype(np.uint8)},
+                    "pattern": {"shape": ["/" if c else "" for c in is_chosen]},
                 },
-                "pattern": {"shape": ["/" if c else "" for c in is_chosen]},
-            },
+            }
         )
     n_rows = len(ids)
-    fig.update_yaxes(
-        range=[n_rows - 0.5, -0.5],  # largest at top
-        showgrid=False,
-        **_token_ticks([label_of[i] for i in ids]),
-    )
-    fig.update_xaxes(title="probability", tickformat=".0%", rangemode="tozero", showgrid=True)
     heading = _esc_text(title)
+    annotations = []
     if chosen_id is not None and chosen_id in row_of:
         chosen_probs = [df.loc[df["token_id"] == chosen_id, "prob"] for df in frames.values()]
-        fig.add_annotation(
-            x=max(float(p.max()) for p in chosen_probs if len(p)),
-            y=row_of[chosen_id],
-            text=f"◀ chosen '{_esc_text(label_of[chosen_id])}'",
-            showarrow=False,
-            xanchor="left",
-            xshift=6,
-            font={"color": HIGHLIGHT},
+        annotations.append(
+            {
+                "x": max(float(p.max()) for p in chosen_probs if len(p)),
+                "y": row_of[chosen_id],
+                "text": f"◀ chosen '{_esc_text(label_of[chosen_id])}'",
+                "showarrow": False,
+                "xanchor": "left",
+                "xshift": 6,
+                "font": {"color": HIGHLIGHT},
+            }
         )
     elif chosen_id is not None:
         label = label_of.get(chosen_id, str(chosen) if chosen is not None else "")
         heading += f"<br><sup>chosen '{_esc_text(label)}' (id {chosen_id}) is not among these bars</sup>"
-    return _style(
-        fig,
-        heading,
-        meta or _slug(title, "next-token"),
-        barmode="group",
-        height=140 + 30 * n_rows * len(frames),
-        legend={
-            "orientation": "h",
-            "y": 1.0,
-            "yanchor": "bottom",
-            "x": 1,
-            "xanchor": "right",
-        },
-    )
+    xaxis = {"title": {"text": "probability"}, "tickformat": ".0%", "rangemode": "tozero", "showgrid": True}
+    yaxis = {
+        "range": [n_rows - 0.5, -0.5],  # largest at top
+        "showgrid": False,
+        **_token_ticks([label_of[i] for i in ids]),
+    }
+    options: dict[str, Any] = {
+        "barmode": "group",
+        "height": 140 + 30 * n_rows * len(frames),
+        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        "annotations": annotations,
+    }
+    options |= layout
+    options["xaxis"] = xaxis | options.get("xaxis", {})
+    options["yaxis"] = yaxis | options.get("yaxis", {})
+    return _figure(traces, heading, meta or _slug(title, "next-token"), **options)
 
 
 def timeline_figure(
@@ -548,40 +634,45 @@ def timeline_figure(
     tokens: Sequence[str],
     *,
     meta: str | None = None,
+    max_labels: int | None = None,
+    **layout: Any,
 ) -> go.Figure:
     """Per generation step: the chosen token's probability (left axis, 0..1) and the
     distribution's entropy in bits (right axis). x ticks are the generated tokens."""
     if not len(probs) == len(entropies) == len(tokens):
         raise ValueError("probs, entropies and tokens must have one entry per step")
-    steps = np.arange(len(tokens), dtype=np.int32)
+    steps = _int_keys(len(tokens))
     esc = _esc(tokens)
-    fig = go.Figure()
-    fig.add_scatter(
-        x=steps,
-        y=np.asarray(probs, dtype=np.float32),
-        name="p(chosen token)",
-        mode="lines+markers",
-        line={"color": OKABE_ITO[0], "width": 3},
-        marker={"symbol": "circle", "size": 9},
-        hovertext=esc,
-        hovertemplate="step %{x} '%{hovertext}'<br>p = %{y:.3f}<extra></extra>",
-    )
-    fig.add_scatter(
-        x=steps,
-        y=np.asarray(entropies, dtype=np.float32),
-        name="entropy (bits)",
-        yaxis="y2",
-        mode="lines+markers",
-        line={"color": OKABE_ITO[1], "width": 3, "dash": "dash"},
-        marker={"symbol": "diamond", "size": 9},
-        hovertext=esc,
-        hovertemplate="step %{x} '%{hovertext}'<br>entropy %{y:.2f} bits<extra></extra>",
-    )
-    fig.update_xaxes(title="generated token", **_token_ticks(tokens))
-    return _style(
-        fig,
+    traces = [
+        {
+            "type": "scatter",
+            "x": steps,
+            "y": np.asarray(probs, dtype=np.float32),
+            "name": "p(chosen token)",
+            "mode": "lines+markers",
+            "line": {"color": OKABE_ITO[0], "width": 3},
+            "marker": {"symbol": "circle", "size": 9},
+            "hovertext": esc,
+            "hovertemplate": "step %{x} '%{hovertext}'<br>p = %{y:.3f}<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "x": steps,
+            "y": np.asarray(entropies, dtype=np.float32),
+            "name": "entropy (bits)",
+            "yaxis": "y2",
+            "mode": "lines+markers",
+            "line": {"color": OKABE_ITO[1], "width": 3, "dash": "dash"},
+            "marker": {"symbol": "diamond", "size": 9},
+            "hovertext": esc,
+            "hovertemplate": "step %{x} '%{hovertext}'<br>entropy %{y:.2f} bits<extra></extra>",
+        },
+    ]
+    return _figure(
+        traces,
         "Generation: confidence in each chosen token",
         meta or "generation-timeline",
+        xaxis={"title": {"text": "generated token"}, **_thin(_token_ticks(tokens), max_labels)},
         yaxis={"title": {"text": "p(chosen)"}, "range": [0, 1.05], "tickformat": ".0%"},
         yaxis2={
             "title": {"text": "entropy (bits)"},
@@ -591,14 +682,31 @@ def timeline_figure(
             "showgrid": False,
             "automargin": True,
         },
-        legend={
-            "orientation": "h",
-            "y": 1.0,
-            "yanchor": "bottom",
-            "x": 1,
-            "xanchor": "right",
-        },
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        **layout,
     )
+
+
+def message_figure(message: str, height: int = 260) -> go.Figure:
+    """An empty figure that says `message` (plain text, escaped) in its middle."""
+    note = {
+        "text": _esc_text(message),
+        "showarrow": False,
+        "x": 0.5,
+        "y": 0.5,
+        "xref": "paper",
+        "yref": "paper",
+        "font": {"size": 15, "color": "#64748b"},
+    }
+    layout = {
+        "template": _template(()),
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False},
+        "annotations": [note],
+    }
+    return go.Figure({"data": [], "layout": layout}, _validate=False)
 
 
 # --- analysis summaries --------------------------------------------------------------------
@@ -623,30 +731,33 @@ def logit_lens_figure(
         [f"{row_names[i]}, pos {j} '{inputs[j]}': top '{text[i][j]}'" for j in range(n_pos)]
         for i in range(n_rows)
     ]
-    heat = go.Heatmap(
-        z=p,
-        zmin=0,
-        zmax=1,
-        colorscale=SEQUENTIAL,
-        colorbar={"title": {"text": "top-token<br>probability"}},
-        text=text,
-        hovertext=hover,
-        hovertemplate="%{hovertext}<br>p = %{z:.3f}<extra></extra>",
-        xgap=1,
-        ygap=1,
-    )
+    heat = {
+        "type": "heatmap",
+        "z": p,
+        "zmin": 0,
+        "zmax": 1,
+        "colorscale": SEQUENTIAL,
+        "colorbar": {"title": {"text": "top-token<br>probability"}},
+        "text": text,
+        "hovertext": hover,
+        "hovertemplate": "%{hovertext}<br>p = %{z:.3f}<extra></extra>",
+        "xgap": 1,
+        "ygap": 1,
+    }
     if p.size <= 600:  # text in cells only while it can be read
-        heat.texttemplate = "%{text}"
-        heat.textfont = {"size": 12}
-    fig = go.Figure(heat)
-    fig.update_xaxes(title="input token", **_token_ticks(tokens))
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=list(range(n_rows)),
-        ticktext=row_names,
-        autorange="reversed",
+        heat |= {"texttemplate": "%{text}", "textfont": {"size": 12}}
+    return _figure(
+        [heat],
+        "Logit lens: top next-token guess after each layer",
+        meta or "logit-lens",
+        xaxis={"title": {"text": "input token"}, **_token_ticks(tokens)},
+        yaxis={
+            "tickmode": "array",
+            "tickvals": list(range(n_rows)),
+            "ticktext": row_names,
+            "autorange": "reversed",
+        },
     )
-    return _style(fig, "Logit lens: top next-token guess after each layer", meta or "logit-lens")
 
 
 def _label_colours(labels: Sequence[str]) -> dict[str, str]:
@@ -676,49 +787,50 @@ def head_types_figure(df: pd.DataFrame, *, meta: str | None = None) -> go.Figure
     k = len(colours)
     stops = [[edge / k, c] for i, c in enumerate(colours.values()) for edge in (i, i + 1)]
     score_lines = "".join(f"<br>{name}: %{{customdata[{i}]:.2f}}" for i, name in enumerate(HEAD_SCORES))
-    heat = go.Heatmap(
-        z=z,
-        zmin=-0.5,
-        zmax=k - 0.5,
-        colorscale=stops,
-        showscale=False,
-        xgap=2,
-        ygap=2,
-        customdata=scores,
-        hovertext=hover.tolist(),
-        hoverongaps=False,
-        hovertemplate="layer %{y}, head %{x}: <b>%{hovertext}</b>" + score_lines + "<extra></extra>",
-    )
-    fig = go.Figure(heat)
-    fig.update_xaxes(
-        tickmode="array",
-        tickvals=list(range(n_head)),
-        ticktext=[f"H{h}" for h in range(n_head)],
-    )
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=list(range(n_layer)),
-        ticktext=[f"L{layer}" for layer in range(n_layer)],
-        autorange="reversed",
-        scaleanchor="x",
-        constrain="domain",
-        showgrid=False,
-    )
+    heat = {
+        "type": "heatmap",
+        "z": z,
+        "zmin": -0.5,
+        "zmax": k - 0.5,
+        "colorscale": stops,
+        "showscale": False,
+        "xgap": 2,
+        "ygap": 2,
+        "customdata": scores,
+        "hovertext": hover.tolist(),
+        "hoverongaps": False,
+        "hovertemplate": "layer %{y}, head %{x}: <b>%{hovertext}</b>" + score_lines + "<extra></extra>",
+    }
     key = "   ".join(f"<span style='color:{c}'>■</span> {_esc_text(label)}" for label, c in colours.items())
-    fig.add_annotation(
-        text=key,
-        xref="paper",
-        yref="paper",
-        x=0,
-        y=1,
-        xanchor="left",
-        yanchor="bottom",
-        showarrow=False,
-        yshift=4,
-    )
-    return _style(
-        fig,
+    note = {
+        "text": key,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": 1,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "yshift": 4,
+    }
+    return _figure(
+        [heat],
         "Head types: what each head mostly does",
         meta or "head-types",
+        xaxis={
+            "tickmode": "array",
+            "tickvals": list(range(n_head)),
+            "ticktext": [f"H{h}" for h in range(n_head)],
+        },
+        yaxis={
+            "tickmode": "array",
+            "tickvals": list(range(n_layer)),
+            "ticktext": [f"L{layer}" for layer in range(n_layer)],
+            "autorange": "reversed",
+            "scaleanchor": "x",
+            "constrain": "domain",
+            "showgrid": False,
+        },
+        annotations=[note],
         margin={"l": 10, "r": 10, "t": 90, "b": 10},
     )
