@@ -93,7 +93,7 @@ class Analysis:
     attn_out: np.ndarray  # [layer, pos, d_model] the attention block's output (after W_O)
     resid_mid: np.ndarray  # [layer, pos, d_model] x + attention, the input of ln_2
     resid: np.ndarray  # [layer + 1, pos, d_model] resid[0] embeddings, resid[L + 1] after block L
-    logits: np.ndarray  # [pos, vocab]
+    last_logits: np.ndarray  # [vocab] the model's own next-token logits after the last position
     truncated: int  # tokens cut from the end to fit the context window
     model_name: str
     weights: ModelWeights
@@ -110,6 +110,39 @@ class Analysis:
     @property
     def n_pos(self) -> int:
         return int(self.pattern.shape[2])
+
+    def logits_at(self, pos: int) -> np.ndarray:
+        """[vocab] logits at one position (negative counts from the end).
+
+        The last position's are the model's own; the others are decoded from the captured
+        residual stream the way the model decodes it (ln_f, then the LM head, in float32), on
+        demand: all of them would be 206 MB for gpt2 at 1024 tokens, and few are ever read.
+        """
+        pos = range(self.n_pos)[pos]
+        if pos == self.n_pos - 1:
+            return self.last_logits
+        return unembed(self.weights, self.resid[-1, pos][None])[0]
+
+    @property
+    def logits(self) -> np.ndarray:
+        """[pos, vocab] logits at every position, computed on demand (see `logits_at`)."""
+        out = unembed(self.weights, self.resid[-1])
+        out[-1] = self.last_logits
+        return out
+
+
+def unembed(weights: ModelWeights, hidden: np.ndarray) -> np.ndarray:
+    """[n, vocab] logits from [n, d_model] rows of the last block's output: ln_f and the LM head
+    in float32, as the model computes them."""
+    w = weights
+    x = np.asarray(hidden, dtype=np.float32)
+    mean = x.mean(-1, keepdims=True)
+    var = np.square(x - mean).mean(-1, keepdims=True)
+    normed = (x - mean) / np.sqrt(var + np.float32(w.eps)) * w.ln_f_w + w.ln_f_b
+    logits = normed.astype(np.float32) @ w.unembed.T
+    if w.lm_head_b is not None:
+        logits += w.lm_head_b
+    return logits
 
 
 def _spans(tokenizer: Any, text: str, ids: list[int]) -> tuple[tuple[int, int], ...]:
@@ -228,8 +261,9 @@ def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> An
         handles.append(model.transformer.h[0].register_forward_pre_hook(on_first_block_in))
         with torch.inference_mode():
             device = next(model.parameters()).device
-            out = model(torch.tensor([ids], device=device), use_cache=False)
-            logits = out.logits[0].float().cpu().numpy()
+            # Only the last position's logits: the others are decoded on demand (Analysis.logits_at).
+            out = model(torch.tensor([ids], device=device), use_cache=False, logits_to_keep=1)
+            last_logits = out.logits[0, -1].float().cpu().numpy().copy()
     finally:
         for handle in handles:
             handle.remove()
@@ -247,7 +281,7 @@ def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> An
         attn_out=attn_out,
         resid_mid=resid_mid,
         resid=resid,
-        logits=logits,
+        last_logits=last_logits,
         truncated=cut,
         model_name=loaded.name,
         weights=loaded.weights,

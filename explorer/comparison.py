@@ -50,7 +50,7 @@ def _alignment(a: Analysis, b: Analysis, n: int) -> str:
 
 def next_token_table(a: Analysis, b: Analysis, top_k: int = 10, extra: Iterable[int] = ()) -> pd.DataFrame:
     """The union of both top-k next tokens, plus `extra` ids: token, token_id, prob_a, prob_b, delta."""
-    pa, pb = _probs(a.logits[-1]), _probs(b.logits[-1])
+    pa, pb = _probs(a.last_logits), _probs(b.last_logits)
     ids = np.concatenate([np.argsort(-pa)[:top_k], np.argsort(-pb)[:top_k], np.fromiter(extra, np.int64)])
     ids = np.unique(ids.astype(np.int64))
     delta = pb[ids] - pa[ids]
@@ -74,7 +74,7 @@ def compare(analysis_a: Analysis, analysis_b: Analysis, top_k: int = 10) -> Comp
     (the first `MAX_SWAPPED` such positions, so unrelated prompts do not flood the table).
     """
     a, b = analysis_a, analysis_b
-    if a.pattern.shape[:2] != b.pattern.shape[:2] or a.logits.shape[-1] != b.logits.shape[-1]:
+    if a.pattern.shape[:2] != b.pattern.shape[:2] or a.last_logits.shape[-1] != b.last_logits.shape[-1]:
         raise ExplorerError("The two analyses come from different models: run both prompts on one model.")
     n = min(a.n_pos, b.n_pos)
     ids_a, ids_b = a.token_ids[:n], b.token_ids[:n]

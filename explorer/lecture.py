@@ -386,7 +386,7 @@ def live_values(
     top_key = int(keys[np.argmax(bd.pattern[: i + 1])])
     ranked = np.argsort(-bd.pattern[: i + 1], kind="stable")[:TOP_SHOWN]
     d_k = len(bd.q)
-    probs = softmax(analysis.logits[i].astype(np.float64))
+    probs = softmax(analysis.logits_at(i).astype(np.float64))
     values = {
         "n_tokens": str(n),
         "vocab": str(len(probs)),
@@ -433,7 +433,7 @@ def live_values(
 
 
 def _sampling_values(analysis: Analysis, query: int, sampling: Sampling, off: str) -> dict[str, str]:
-    logits = analysis.logits[query]
+    logits = analysis.logits_at(query)
     top = int(np.argmax(logits))
     name = _chip(_token_name(analysis, top))
     if sampling.is_greedy:
