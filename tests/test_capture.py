@@ -97,6 +97,18 @@ def test_logits_are_the_models(analysis, reference):
     assert np.abs(analysis.logits - reference.logits[0].numpy()).max() <= 1e-5
 
 
+def test_only_the_last_positions_logits_are_kept_and_the_rest_decode_on_demand(analysis, reference):
+    theirs = reference.logits[0].numpy()
+    np.testing.assert_array_equal(analysis.last_logits, analysis.logits_at(-1))
+    assert np.abs(analysis.last_logits - theirs[-1]).max() <= 1e-5
+    for pos in (0, analysis.n_pos // 2, analysis.n_pos - 2):
+        assert np.abs(analysis.logits_at(pos) - theirs[pos]).max() <= 1e-5
+    big = [name for name, value in vars(analysis).items() if getattr(value, "size", 0) >= theirs.size]
+    assert big == ["pattern"] or not big  # no [pos, vocab] array is stored
+    with pytest.raises(IndexError):
+        analysis.logits_at(analysis.n_pos)
+
+
 def test_hooks_are_removed_afterwards_even_when_the_forward_pass_fails(tiny, monkeypatch):
     def hooks() -> list[tuple[str, list, list]]:
         return [
