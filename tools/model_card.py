@@ -27,6 +27,11 @@ def _grid(scores: list[list[float]]) -> str:
     return "\n".join(lines)
 
 
+def _share(mix: str, i: int) -> str:
+    shares = [float(x) for x in mix.split(",")]
+    return f"{shares[i] / sum(shares):.0%}"
+
+
 def card(folder: Path) -> str:
     report = json.loads((folder / "eval.json").read_text())
     config = json.loads((folder / "config.json").read_text())
@@ -70,16 +75,25 @@ two CPU cores; a corpus-specific vocabulary gives shorter sequences for the same
 {sources}
 
 The last 2 % of every source is held out. Training text: {report["train_tokens"]:,} tokens;
-held-out prose: {report["heldout_tokens"]:,} tokens. A share of {args["repeat_share"]:.0%} of training
-sequences are spans of random tokens repeated, which is what makes induction heads form in a
-small budget (plain text alone formed none in about 7 M tokens).
+held-out prose: {report["heldout_tokens"]:,} tokens. Besides prose, training uses two kinds of
+sequence the script generates, because plain text alone formed no attention structure in 20 M
+tokens on this budget:
+- *copies*: prose with a span of 10–64 random tokens written twice at a random place; only
+  copying from the first occurrence predicts the second, at a distance that changes every time, so
+  only an induction head solves it;
+- *previous-token data*: random tokens where each token, half the time, is the one two places
+  back; only attending to the previous position predicts those.
 
 ## Training
 `python tools/train_demo_model.py` (fixed seed {args["seed"]}; resumable with `--resume`; CPU or CUDA).
-{report["steps"]:,} steps of {args["batch_tokens"]:,} tokens ({report["tokens_trained"]:,} tokens in all),
-sequences of {args["seq_len"]} tokens with every {args["long_every"]}th step at the full
-{config["n_positions"]} so every position embedding is trained; AdamW, lr {args["lr"]}, cosine
-schedule, bf16 autocast; {hours:.1f} hours on 2 CPU cores.
+{report["steps"]:,} steps of {args["batch_tokens"]:,} tokens ({report["tokens_trained"]:,} tokens in all), in phases
+(`--phases {args["phases"]}`, each `until:prose,induction,previous shares:sequence length`):
+previous-token data alone on 64-token sequences first (a softmax over few keys learns fastest),
+then mostly copies on 128 tokens, then prose {_share(args["mix"], 0)}, copies {_share(args["mix"], 1)}
+and previous-token data {_share(args["mix"], 2)} on {args["seq_len"]} tokens, with every
+{args["long_every"]}th step at the full {config["n_positions"]} so every position embedding is
+trained. Position embeddings start from sinusoids (`--pos-init {args["pos_init"]}`); AdamW, lr
+{args["lr"]}, cosine schedule, bf16 autocast; {hours:.1f} hours on 2 CPU cores.
 
 {("**Status.** " + report["note"]) if report.get("note") else ""}
 

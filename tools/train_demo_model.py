@@ -532,18 +532,19 @@ def train(args) -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = make_model(args, len(tokenizer)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    step, seen = 0, 0
+    step, seen, seconds_before = 0, 0, 0.0
     ckpt = work / "checkpoint.pt"
     if args.resume and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, seen = state["step"], state["seen"]
+        seconds_before = float(state.get("seconds", 0.0))  # training time of the earlier runs
         print(f"resumed at step {step}", flush=True)
 
     rng = np.random.default_rng(args.seed + step)
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16)
-    started = time.time()
+    started, seen_before = time.time(), seen
     bar = tqdm(range(step, args.steps), initial=step, total=args.steps, mininterval=5)
     model.train()
     for step in bar:
@@ -558,7 +559,9 @@ def train(args) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         seen += x.numel()
-        bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{seen / (time.time() - started + 1e-9):.0f}")
+        bar.set_postfix(
+            loss=f"{loss.item():.3f}", tok_s=f"{(seen - seen_before) / (time.time() - started + 1e-9):.0f}"
+        )
         if args.eval_every and (step + 1) % args.eval_every == 0:
             model.set_attn_implementation("eager")
             m = evaluate(model, tokenizer, heldout_ids[:30_000], device, args.seed, n_seq=16)
@@ -572,7 +575,14 @@ def train(args) -> None:
             )
         if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
             torch.save(
-                {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "seen": seen}, ckpt
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step + 1,
+                    "seen": seen,
+                    "seconds": seconds_before + time.time() - started,
+                },
+                ckpt,
             )
     elapsed = time.time() - started
 
@@ -593,6 +603,7 @@ def train(args) -> None:
         "tokens_trained": seen,
         "steps": args.steps,
         "train_seconds_this_run": round(elapsed),
+        "train_seconds_total": round(seconds_before + elapsed),
         "args": vars(args),
         "sources": [asdict(s) for s in SOURCES],
         "train_tokens": int(len(train_ids)),
