@@ -70,10 +70,8 @@ def test_eight_sessions_at_once_each_see_only_their_own_work(app, tiny) -> None:
         selected = client.predict(0, 0, 999, False, api_name="/breakdown")  # clamped to this prompt
         return analyzed, run, selected
 
-    began = time.monotonic()
     with ThreadPoolExecutor(USERS) as pool:
-        results = list(pool.map(user, range(USERS), timeout=600))
-    assert time.monotonic() - began < 600
+        results = list(pool.map(user, range(USERS), timeout=600))  # a hang guard, not a speed check
 
     for i, (analyzed, run, selected) in enumerate(results):
         prompt = prompt_for(i)

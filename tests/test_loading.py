@@ -6,7 +6,6 @@ import json
 import pickle
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -159,10 +158,8 @@ def test_uncached_hub_id_fails_fast_when_offline(monkeypatch):
         raise AssertionError("tried to open a connection while HF_HUB_OFFLINE is set")
 
     monkeypatch.setattr(loading.socket, "create_connection", no_network)
-    started = time.monotonic()
     with pytest.raises(ModelLoadError) as err:
         load_model("attention-explorer-tests/not-a-cached-model", device="cpu")
-    assert time.monotonic() - started < 3.0
     message = str(err.value)
     assert "not in the local Hugging Face cache" in message
     assert "hub cannot be reached" in message and "offline" in message
@@ -179,11 +176,10 @@ def test_unreachable_hub_fails_fast_with_a_short_timeout(monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(loading.socket, "create_connection", unreachable)
-    started = time.monotonic()
     with pytest.raises(ModelLoadError, match="hub cannot be reached"):
         load_model("gpt2-medium", device="cpu")
-    assert time.monotonic() - started < 3.0
-    assert timeouts and all(t is not None and t <= 3 for t in timeouts)
+    # Fast by construction: one short probe, no retries (how long it takes is not asserted).
+    assert len(timeouts) == 1 and timeouts[0] is not None and timeouts[0] <= 3
 
 
 def test_hub_reachable_is_false_offline_without_trying(monkeypatch):
@@ -297,10 +293,13 @@ def test_tokenizer_larger_than_the_model_is_refused(tiny_path, tmp_path):
 )
 def test_missing_folder_is_a_model_load_error(source, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    started = time.monotonic()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a missing folder is not a reason to go to the network")
+
+    monkeypatch.setattr(loading.socket, "create_connection", no_network)
     with pytest.raises(ModelLoadError, match="No model folder"):
         load_model(source, device="cpu")
-    assert time.monotonic() - started < 3.0
 
 
 def test_a_file_is_not_a_model_folder(tiny_path):
