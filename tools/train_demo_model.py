@@ -474,6 +474,7 @@ def make_model(args, vocab_size: int):
         attn_pdrop=0.0,
         bos_token_id=0,
         eos_token_id=0,
+        tie_word_embeddings=args.tie,
     )
     torch.manual_seed(args.seed)
     model = GPT2LMHeadModel(config)
@@ -648,6 +649,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--pos-init", choices=("default", "sinusoidal"), default="sinusoidal")
     p.add_argument("--pos-scale", type=float, default=0.03)
+    p.add_argument(
+        "--tie",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="share the token embedding with the LM head, as GPT-2 does",
+    )
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--corpus-limit", type=int, default=None, help="chars per source (tests)")
     p.add_argument(
