@@ -79,3 +79,20 @@ def browser():
         chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app(tiny_path: Path):
+    """The app serving the tiny model, for a module's API tests: (demo, url)."""
+    from browser_util import serve
+
+    with serve(str(tiny_path)) as (demo, url):
+        yield demo, url
+
+
+@pytest.fixture
+def client(app):
+    """A gradio_client on `app` (modules that serve another model define their own)."""
+    from gradio_client import Client
+
+    return Client(app[1], verbose=False)

@@ -24,17 +24,6 @@ from gradio_client.exceptions import AppError  # noqa: E402
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
-@pytest.fixture(scope="module")
-def app(tiny_path: Path):
-    with serve(str(tiny_path)) as (demo, url):
-        yield demo, url
-
-
-@pytest.fixture
-def client(app) -> Client:
-    return Client(app[1], verbose=False)
-
-
 def steps_in(outputs: tuple) -> dict[str, dict]:
     """Each step's card HTML and table, keyed by step title, from a selection response."""
     found: dict[str, dict] = {}

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_util import array, plot, serve
+from browser_util import array, plot
 
 import explorer.insights_ui as insights_ui
 from explorer import ablate, analyze, compare, head_importance, head_scores, logit_lens
@@ -88,17 +87,6 @@ def test_the_issue_7_entry_points_are_exported() -> None:
 
 
 # --- the API --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def app(tiny_path: Path):
-    with serve(str(tiny_path)) as (demo, url):
-        yield demo, url
-
-
-@pytest.fixture
-def client(app) -> Client:
-    return Client(app[1], verbose=False)
 
 
 def rows(table: str) -> list[list[str]]:
