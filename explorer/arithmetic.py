@@ -16,7 +16,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from explorer.capture import Analysis, display_tokens
+from explorer.capture import Analysis, display_tokens, layer_norm
 from explorer.errors import ExplorerError
 
 
@@ -161,12 +161,6 @@ class Breakdown:
 
 
 assert set(STEP_NAMES) <= {f.name for f in fields(Breakdown)}, "every step is a field"
-
-
-def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + eps) * w + b
 
 
 def gelu(x: np.ndarray, kind: str) -> np.ndarray:

@@ -131,14 +131,18 @@ class Analysis:
         return out
 
 
+def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm over the last axis, in the dtype of `x`."""
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
 def unembed(weights: ModelWeights, hidden: np.ndarray) -> np.ndarray:
     """[n, vocab] logits from [n, d_model] rows of the last block's output: ln_f and the LM head
     in float32, as the model computes them."""
     w = weights
-    x = np.asarray(hidden, dtype=np.float32)
-    mean = x.mean(-1, keepdims=True)
-    var = np.square(x - mean).mean(-1, keepdims=True)
-    normed = (x - mean) / np.sqrt(var + np.float32(w.eps)) * w.ln_f_w + w.ln_f_b
+    normed = layer_norm(np.asarray(hidden, dtype=np.float32), w.ln_f_w, w.ln_f_b, w.eps)
     logits = normed.astype(np.float32) @ w.unembed.T
     if w.lm_head_b is not None:
         logits += w.lm_head_b

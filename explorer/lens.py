@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from explorer.arithmetic import layer_norm
-from explorer.capture import Analysis, display_tokens
+from explorer.capture import Analysis, display_tokens, layer_norm
 from explorer.errors import ExplorerError
 
 # Logits decoded per matmul: keeps one chunk near 64 MB whatever the vocabulary.
@@ -53,7 +52,6 @@ def logit_lens(analysis: Analysis, top_k: int = 5) -> LogitLens:
     vocab = w.unembed.shape[0]
     top_k = max(1, min(int(top_k), vocab))
     flat = layer_norm(analysis.resid.reshape(-1, d_model), w.ln_f_w, w.ln_f_b, w.eps).astype(np.float32)
-    unembed_t = np.ascontiguousarray(w.unembed.T, dtype=np.float32)  # [d_model, vocab]
     # The token each position should predict; the last has none (the -1 is never read).
     nexts = np.tile(np.append(analysis.token_ids[1:], -1), n_rows)
 
@@ -63,7 +61,7 @@ def logit_lens(analysis: Analysis, top_k: int = 5) -> LogitLens:
     step = max(1, CHUNK_LOGITS // vocab)
     for begin in range(0, len(flat), step):
         rows = slice(begin, begin + step)
-        logits = flat[rows] @ unembed_t
+        logits = flat[rows] @ w.unembed.T  # a transposed view: no 150 MB copy of gpt2's LM head
         if w.lm_head_b is not None:
             logits += w.lm_head_b
         logits -= logits.max(-1, keepdims=True)
