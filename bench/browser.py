@@ -38,17 +38,27 @@ CHROMIUM_ARGS = [
 SPEEDUP_GOAL = 10.0
 BERTVIZ_TIMEOUT_S = 180
 NOT_LOCAL = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
+# No event in progress: Gradio marks pending outputs with a `.pending` class / progress bar.
+IDLE = "() => !document.querySelector('.pending, .progress-bar, .eta-bar')"
 NEXT_FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
-# Both figures drawn: the Plotly div holds the new figure (its layout.meta names it) and the
-# heatmap image is in the SVG.
+# Both figures drawn anew: the Plotly div holds a figure laid out after the click (Plotly
+# makes a new `_fullLayout` on every draw; MARK_DRAWN remembers the ones before the click), its
+# layout.meta names it, and the heatmap image is in the SVG.
+MARK_DRAWN = """() => {
+  window.__aeBefore = ['ae-overview', 'ae-detail'].map(
+    id => (document.querySelector(`#${id} .js-plotly-plot`) || {})._fullLayout);
+}"""
 EXPLORER_DRAWN = """() => {
-  const drawn = (id, prefix) => {
+  const before = window.__aeBefore || [];
+  const drawn = (id, prefix, i) => {
     const gd = document.querySelector(`#${id} .js-plotly-plot`);
-    const meta = gd && gd._fullLayout && gd._fullLayout.meta;
-    return typeof meta === 'string' && meta.startsWith(prefix) && !!gd.querySelector('g.hm image');
+    const layout = gd && gd._fullLayout;
+    const meta = layout && layout.meta;
+    return layout !== before[i] && typeof meta === 'string' && meta.startsWith(prefix)
+      && !!gd.querySelector('g.hm image');
   };
-  return drawn('ae-overview', 'attention-overview') && drawn('ae-detail', 'attention-L');
+  return drawn('ae-overview', 'attention-overview', 0) && drawn('ae-detail', 'attention-L', 1);
 }"""
 # model_view draws synchronously in one task, so once the last thumbnail exists all of them do.
 BERTVIZ_DRAWN = "(n) => document.querySelectorAll('rect.attn_background').length === n"
@@ -87,10 +97,17 @@ def chromium() -> Iterator[Any]:
 
 
 def click_analyze(page: Any, url: str, text: str, timeout_s: float = 300) -> float:
-    """Seconds from the click on Analyze to both figures drawn, on a freshly loaded page."""
+    """Seconds from the click on Analyze to both figures drawn anew, on a loaded, idle page.
+
+    The page analyzes its example prompt when it loads; the click waits until that is drawn,
+    so that it neither queues behind it nor mistakes its figures for the new ones.
+    """
     page.goto(url)
-    page.wait_for_selector("#ae-overview .js-plotly-plot", state="attached", timeout=timeout_s * 1000)
+    page.evaluate("() => { window.__aeBefore = []; }")
+    page.wait_for_function(EXPLORER_DRAWN, polling="raf", timeout=timeout_s * 1000)
+    page.wait_for_function(IDLE, polling="raf", timeout=timeout_s * 1000)
     page.locator("#ae-prompt textarea").fill(text)
+    page.evaluate(MARK_DRAWN)
     start = time.perf_counter()
     page.locator("#ae-analyze").click()
     page.wait_for_function(EXPLORER_DRAWN, polling="raf", timeout=timeout_s * 1000)
@@ -113,6 +130,20 @@ def load_bertviz(page: Any, url: str, n_heads: int) -> float | None:
             return None
         raise
     return time.perf_counter() - start
+
+
+def bare_forward_s(loaded: Any, text: str, repeats: int = 3) -> float:
+    """Median wall-clock seconds of `model(ids, output_attentions=True)` on `text`."""
+    import torch
+
+    ids = torch.tensor([loaded.tokenizer(text)["input_ids"]])
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            loaded.model(ids, output_attentions=True)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _bertviz_page(context: Any, files: dict[str, Path] | None) -> Any:
@@ -151,6 +182,16 @@ def rows(settings: Settings, loaded: Any, url: str) -> list[Row]:
             if base is not None:
                 speedup = base / ours
                 baseline, ratio, met, note = fmt_s(base), fmt_ratio(1 / speedup), speedup >= SPEEDUP_GOAL, ""
+                if not met:
+                    # bertviz's page starts from attention computed beforehand; ours has to run the
+                    # model after the click, so no page can beat bertviz by more than this.
+                    forward = bare_forward_s(loaded, text)
+                    note = (
+                        f"the bare forward pass alone takes {fmt_s(forward)} here (wall clock): the "
+                        f"most any app that runs the model on the click can be is {base / forward:.1f}× "
+                        f"faster; the rest of ours, {fmt_s(max(0.0, ours - forward))}, is Gradio's round "
+                        "trip and the drawing"
+                    )
             elif html.is_file() and files is not None:
                 baseline = f"> {BERTVIZ_TIMEOUT_S} s"
                 ratio = f"< {fmt_ratio(ours / BERTVIZ_TIMEOUT_S)}"

@@ -133,6 +133,10 @@ class Session:
     gen_prompt: str = ""
     gen_cut: int = 0  # tokens of gen_prompt that did not fit
     steps: dict[int, StepResult] = field(default_factory=dict)  # recent steps by position
+    # Whether the Q/K/V tab's panels are sent with each selection. A browser page shows another
+    # tab at first and fills them when the tab opens (its ~20 cards, tables and plots are half of
+    # the browser's work after a click); API callers, who see no tabs, always get them.
+    steps_shown: bool = True
     shown_position: int | None = None  # the position whose distribution the chart shows
     token_text: dict[int, str] = field(default_factory=dict)  # display string by token id
 
@@ -415,7 +419,7 @@ def build_app(
         with gr.Tabs(elem_id="ae-tabs") as tabs:
             with gr.Tab("Attention heads", id="heads"):
                 overview_plot, detail_plot, detail_note = _heads_tab()
-            with gr.Tab("Q/K/V step by step", id="steps"):
+            with gr.Tab("Q/K/V step by step", id=STEPS_TAB):
                 selection, steps = _steps_tab()
             with gr.Tab("Generate", id="generate", elem_id="ae-gen-tab"):
                 gen = _generation_tab(limits)
@@ -451,6 +455,7 @@ def build_app(
             force_text=gen["force_text"],
         )
         analysis_event = _wire_analysis(demo, ctx, panels, analyze_btn, examples)
+        _wire_steps_tab(ctx, panels, tabs)
         _wire_generation(ctx, panels, gen)
         _wire_model(ctx, panels, analysis_event)
         _wire_export(ctx, exports)
@@ -745,8 +750,9 @@ def _clamp(value: Any, top: int) -> int:
 
 
 def _selection_outputs(
-    panels: Panels, analysis: Analysis, layer: int, head: int, query: int, mean: bool
+    panels: Panels, session: Session, layer: int, head: int, query: int, mean: bool
 ) -> dict[Any, Any]:
+    analysis = _require_analysis(session)
     fig, note = detail(analysis, layer, None if mean else head, query)
     bd = breakdown(analysis, layer, head, query)
     out: dict[Any, Any] = {
@@ -754,7 +760,8 @@ def _selection_outputs(
         panels.detail_note: note,
         panels.selection: views.selection_markdown(bd),
     }
-    out |= step_updates(panels.steps, bd)
+    if session.steps_shown:
+        out |= step_updates(panels.steps, bd)
     return out
 
 
@@ -818,7 +825,7 @@ def _wire_analysis(
                 choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=query
             ),
         }
-        return out | _selection_outputs(panels, analysis, layer, head, query, mean)
+        return out | _selection_outputs(panels, session, layer, head, query, mean)
 
     inputs = [ctx.prompt, ctx.session, ctx.analyzed, ctx.layer, ctx.head, ctx.mean]
     common: dict[str, Any] = {
@@ -843,7 +850,7 @@ def _wire_analysis(
             _clamp(query, analysis.n_pos),
         )
         out = {status: "", panels.tokens: _tokens(analysis, query)}
-        return out | _selection_outputs(panels, analysis, layer, head, query, bool(mean))
+        return out | _selection_outputs(panels, session, layer, head, query, bool(mean))
 
     sel_inputs = [ctx.session, ctx.layer, ctx.head, ctx.query, ctx.mean]
     sel: dict[str, Any] = {
@@ -867,7 +874,7 @@ def _wire_analysis(
         layer, head = hit if hit else (_clamp(round(y), analysis.n_layer), _clamp(round(x), analysis.n_head))
         query = _clamp(query, analysis.n_pos)
         out = {status: "", ctx.layer: layer, ctx.head: head, ctx.mean: False}
-        return out | _selection_outputs(panels, analysis, layer, head, query, False)
+        return out | _selection_outputs(panels, session, layer, head, query, False)
 
     panels.overview_click.click(
         open_head,
@@ -883,7 +890,7 @@ def _wire_analysis(
         query = _clamp(getattr(evt, "pos", None) if evt else None, analysis.n_pos)
         layer, head = _clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head)
         out = {status: "", ctx.query: query, panels.tokens: _tokens(analysis, query)}
-        return out | _selection_outputs(panels, analysis, layer, head, query, bool(mean))
+        return out | _selection_outputs(panels, session, layer, head, query, bool(mean))
 
     panels.tokens.click(
         pick_token,
@@ -894,6 +901,35 @@ def _wire_analysis(
     )
 
     return {"fn": run_analysis, "inputs": inputs, **common}
+
+
+STEPS_TAB = "steps"
+
+
+def _wire_steps_tab(ctx: Context, panels: Panels, tabs: gr.Tabs) -> None:
+    """Fill the Q/K/V tab when it opens and stop sending it while another tab shows."""
+    step_targets = [t for step in panels.steps for t in (step.card, step.table, step.plot) if t is not None]
+
+    @guarded(ctx.status)
+    def on_tab(session: Session, layer: Any, head: Any, query: Any, evt: gr.SelectData) -> dict[Any, Any]:
+        session.steps_shown = getattr(evt, "id", None) == STEPS_TAB
+        out: dict[Any, Any] = {ctx.session: session}
+        analysis = session.analysis
+        if not session.steps_shown or analysis is None:
+            return out
+        layer, head = _clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head)
+        return out | step_updates(
+            panels.steps, breakdown(analysis, layer, head, _clamp(query, analysis.n_pos))
+        )
+
+    tabs.select(
+        on_tab,
+        [ctx.session, ctx.layer, ctx.head, ctx.query],
+        [ctx.status, ctx.session, *step_targets],
+        api_visibility="private",
+        concurrency_limit=CONCURRENCY,
+        show_progress="hidden",
+    )
 
 
 def _selection_targets(panels: Panels) -> list[Any]:
@@ -1599,7 +1635,8 @@ def _wire_view_state(
 
     def restore(prompt: str, session: Session, request: gr.Request) -> dict[Any, Any]:
         view = lecture.parse_view(dict(request.query_params) if request else {})
-        out: dict[Any, Any] = {pending: view}
+        session.steps_shown = False  # a page opens on another tab: see Session.steps_shown
+        out: dict[Any, Any] = {pending: view, ctx.session: session}
         if view.prompt is not None:
             out[ctx.prompt] = view.prompt
         for key in at_once:
@@ -1630,7 +1667,7 @@ def _wire_view_state(
         mean = bool(mean if view.mean is None else view.mean)
         out: dict[Any, Any] = {ctx.layer: layer, ctx.head: head, ctx.mean: mean, ctx.query: query}
         out |= {panels.tokens: _tokens(analysis, query), pending: None}
-        return out | _selection_outputs(panels, analysis, layer, head, query, mean)
+        return out | _selection_outputs(panels, session, layer, head, query, mean)
 
     event = analysis_event
     demo.load(
@@ -1815,8 +1852,16 @@ def plot_click_bridge(selector: str, fields: str) -> gr.HTML:
 
 
 def launch_options() -> dict[str, Any]:
-    """The look; pass to `demo.launch(**launch_options())`."""
-    return {"theme": THEME, "css": CSS + lecture.CSS, "head": lecture.HEAD_HTML, "i18n": I18N}
+    """The look and the browser's side; pass to `demo.launch(**launch_options())`."""
+    return {
+        "theme": THEME,
+        "css": CSS + lecture.CSS,
+        "head": lecture.HEAD_HTML,
+        "i18n": I18N,
+        # Gradio's run history would JSON-encode every reply (figures included, ~1 MB) into
+        # localStorage on each call: seconds per Analyze in the browser, and prompts kept on disk.
+        "run_history": False,
+    }
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number

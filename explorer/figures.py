@@ -83,9 +83,12 @@ def _token_ticks(tokens: Sequence[str], max_labels: int = MAX_TICK_LABELS) -> di
 
 # Template keys for plot types these figures never draw: dropping them saves ~2 kB a figure.
 _NOT_CARTESIAN = ("polar", "ternary", "scene", "geo")
+# ticklabeloverflow "allow": Plotly's default ("hide past div") measures every tick label's box
+# after each draw (two thirds of a second for the overview and one head at 32 tokens); with
+# automargin the labels stay inside the div anyway.
 _AXIS_STYLE = {
-    "x": {"automargin": True, "showgrid": False, "zeroline": False},
-    "y": {"automargin": True, "zeroline": False},
+    "x": {"automargin": True, "showgrid": False, "zeroline": False, "ticklabeloverflow": "allow"},
+    "y": {"automargin": True, "zeroline": False, "ticklabeloverflow": "allow"},
 }
 
 

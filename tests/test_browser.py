@@ -99,10 +99,24 @@ def test_analyze_an_example_open_a_head_pick_a_query_and_read_the_steps(page: An
     page.get_by_role("tab", name="Q/K/V step by step").click()
     x(page.locator("#ae-selection-line")).to_contain_text("Layer 1 · head 2 · query token 3", timeout=T)
     x(page.locator(".ae-step")).to_have_count(16)
-    assert page.locator(".ae-badge.ae-ok").count() >= 8  # recomputed steps match the model
+    # The tab is filled as it opens (not with every click elsewhere): wait for its checks.
+    x(page.locator(".ae-badge.ae-ok").nth(7)).to_be_visible(timeout=T)  # recomputed steps match the model
     assert page.locator(".ae-badge.ae-bad").count() == 0
     x(page.locator(".ae-step-plot .js-plotly-plot").first).to_be_visible(timeout=T)
     screenshot(page, "03-qkv-steps")
+
+    # A query picked while another tab shows reaches the steps when the tab opens again.
+    scores = page.locator("#ae-step-scores .prose.ae-step-table")
+    before = scores.inner_text()
+    page.get_by_role("tab", name="Attention heads").click()
+    page.locator("#ae-tokens [data-pos='5']").click()
+    x(page.locator("#ae-detail")).to_contain_text("query 5", timeout=T)
+    page.get_by_role("tab", name="Q/K/V step by step").click()
+    x(page.locator("#ae-selection-line")).to_contain_text("query token 5", timeout=T)
+    x(scores).not_to_have_text(before, timeout=T)
+    assert page.locator(".ae-badge.ae-bad").count() == 0
+    # Gradio's run history (every reply, figures included, kept in localStorage) is off.
+    assert page.evaluate("() => Object.keys(localStorage).filter(k => k.includes('run-history'))") == []
 
 
 def test_generate_five_tokens_force_one_and_rewind(page: Any) -> None:
