@@ -92,6 +92,8 @@ class GenerationSession:
     ) -> None:
         import torch
 
+        from explorer.kv_cache import BlockCache
+
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -113,7 +115,8 @@ class GenerationSession:
         self.eos_id = self.tokenizer.eos_token_id
         self._device = next(self.model.parameters()).device
         self._torch = torch
-        self._cache: Any = None
+        # DynamicCache without a new copy of itself per token (see kv_cache).
+        self._cache = BlockCache(int(self.model.config.n_layer), self.n_ctx)
         self._logits: Any = None  # [vocab] for the next position
         self._feed(ids)
 
