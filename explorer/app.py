@@ -1158,7 +1158,11 @@ def _wire_generation(ctx: Context, panels: Panels, c: dict[str, Any]) -> None:
                 message += f" The prompt was cut: {session.gen_cut} tokens did not fit."
         session.shown_position = len(gen.ids) if result is None else result.position
         out = {status: message, ctx.session: session}
-        out |= attn_selectors(gen, layer, head) if fresh else {}
+        # Values, not an omitted output, once the ranges are set: Gradio treats an omitted output
+        # as an empty update and keeps a new copy of that component in the session for each one
+        # (two per step, for good, as these are inputs too).
+        kept = {c["attn_layer"]: _clamp(layer, gen.loaded.n_layer), c["attn_head"]: head}
+        out |= attn_selectors(gen, layer, head) if fresh else kept
         return out | _generation_view(panels, session, gen, result, layer, head)
 
     @guard

@@ -149,6 +149,18 @@ def test_force_rewind_and_errors(client: Client) -> None:
     assert "Nothing to rewind" in nothing[0]
 
 
+def test_steps_keep_the_session_config_the_same_size(app, client: Client) -> None:
+    """Every step answers every output: Gradio keeps a copy of a component for each omitted one."""
+    for _ in range(2):  # the first sets the selectors' ranges, which the second reads
+        client.predict(PROMPT, *settings(), 0, -1, api_name="/step")
+    blocks = app[0].state_holder[client.session_hash].blocks_config.blocks
+    before = len(blocks)
+    for _ in range(3):
+        client.predict(PROMPT, *settings(), 0, -1, api_name="/step")
+    client.predict(0, -1, api_name="/rewind")
+    assert len(blocks) == before
+
+
 def test_top_k_limits_the_sampled_distribution(client: Client) -> None:
     out = client.predict(PROMPT, False, 1.0, 3, 1.0, 0, 0, -1, api_name="/step")  # top-k 3
     model, warped = (array(trace["x"]) for trace in plot(out[3])["data"])
