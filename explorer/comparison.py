@@ -83,7 +83,9 @@ def compare(analysis_a: Analysis, analysis_b: Analysis, top_k: int = 10) -> Comp
         ta if ia == ib else f"{ta} → {tb}"
         for ta, tb, ia, ib in zip(a.tokens[:n], b.tokens[:n], ids_a, ids_b, strict=True)
     )
-    diff = b.pattern[:, :, :n, :n] - a.pattern[:, :, :n, :n]
+    diff = np.empty((*a.pattern.shape[:2], n, n), dtype=np.float32)
+    for i in range(len(diff)):  # a layer at a time: the patterns are kept as triangles
+        diff[i] = b.pattern[i, :, :n, :n] - a.pattern[i, :, :n, :n]
     # Half the L1 distance between two attention rows: the share of attention that moved, 0..1.
     total_variation = 0.5 * np.abs(diff).sum(-1, dtype=np.float64).mean(-1)
     n_layer, n_head = diff.shape[:2]

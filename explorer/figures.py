@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from explorer.pattern import CausalPattern
+
 FONT_SIZE = 14
 TITLE_SIZE = 18
 MAX_TICK_LABELS = 60
@@ -203,17 +205,18 @@ def overview_cell_to_head(
 
 
 def overview_figure(
-    pattern: np.ndarray, max_cells: int = 48, *, max_z_cells: int = OVERVIEW_MAX_Z_CELLS
+    pattern: np.ndarray | CausalPattern, max_cells: int = 48, *, max_z_cells: int = OVERVIEW_MAX_Z_CELLS
 ) -> go.Figure:
     """Every head of every layer in one heatmap: layer rows, head columns, each tile that
     head's [query, key] pattern max-pooled, with one-cell NaN gaps between tiles.
 
-    pattern: [layer, head, query, key]. Axes are in head/layer units (see
-    `overview_cell_to_head`); the trace's `meta` holds tile, n_layer and n_head.
+    pattern: [layer, head, query, key], an array or a CausalPattern (expanded one layer at a
+    time). Axes are in head/layer units (see `overview_cell_to_head`); the trace's `meta` holds
+    tile, n_layer and n_head.
     """
     n_layer, n_head, n_query, n_key = pattern.shape
     tile = overview_tile(max(n_query, n_key), n_layer, n_head, max_cells, max_z_cells)
-    tiles = downsample(pattern, tile)  # [layer, head, tile_q, tile_k]
+    tiles = np.stack([downsample(pattern[layer], tile) for layer in range(n_layer)])  # [layer, head, q, k]
     tile_q, tile_k = tiles.shape[2:]
     grid = np.full((n_layer, tile_q + 1, n_head, tile_k + 1), np.nan, dtype=np.float32)
     grid[:, :tile_q, :, :tile_k] = tiles.transpose(0, 2, 1, 3)

@@ -209,7 +209,7 @@ def head_scores(
     """
     probes = make_probes(loaded, prepend_bos, seed)
     if analysis is not None:
-        prose = analysis.pattern
+        prose = np.asarray(analysis.pattern)  # the whole square: every head's every row
     else:
         prose = patterns_for(loaded, probes.prose)
     repeated = patterns_for(loaded, probes.repeated)

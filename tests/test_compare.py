@@ -31,7 +31,7 @@ def test_swapped_names(tiny, pair):
     assert c.differing == (swap,)
     assert c.labels[swap] == "␣John → ␣Mary" and c.labels[:swap] == a.tokens[:swap]
     assert c.diff.shape == a.pattern.shape and c.diff.dtype == np.float32
-    np.testing.assert_array_equal(c.diff, b.pattern - a.pattern)
+    np.testing.assert_array_equal(c.diff, np.asarray(b.pattern) - np.asarray(a.pattern))
     # Attention is causal: rows before the swap see identical tokens, so nothing differs there.
     assert np.abs(c.diff[:, :, :swap]).max() == 0
     assert np.abs(c.diff[:, :, swap:]).max() > 1e-3

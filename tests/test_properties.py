@@ -92,7 +92,7 @@ def attempt(call, *args: Any, **kwargs: Any) -> Any:
 def check_analysis(tiny, text: str, analysis) -> None:
     assert 1 <= analysis.n_pos <= tiny.n_ctx
     assert np.isfinite(analysis.pattern).all() and np.isfinite(analysis.logits).all()
-    np.testing.assert_allclose(analysis.pattern.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(analysis.pattern).sum(-1), 1.0, atol=1e-5)
     assert "".join(analysis.text[a:b] for a, b in analysis.spans) == analysis.text
     if not analysis.truncated:
         assert analysis.text == clean_text(text)

@@ -96,7 +96,7 @@ def test_the_explorer_loads_and_analyzes_the_output(trained):
 
     loaded = load_model(str(trained), device="cpu")
     analysis = analyze(loaded, "In the beginning God created")
-    np.testing.assert_allclose(analysis.pattern.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(analysis.pattern).sum(-1), 1.0, atol=1e-5)
     assert breakdown(analysis, 1, 1, analysis.n_pos - 1).deviation["logits"] <= 1e-5
 
 
