@@ -828,10 +828,14 @@ def _wire_analysis(
         return out | _selection_outputs(panels, session, layer, head, query, mean)
 
     inputs = [ctx.prompt, ctx.session, ctx.analyzed, ctx.layer, ctx.head, ctx.mean]
+    # Progress on the two figures only: Gradio otherwise lays a pending overlay over each of the
+    # ~30 outputs, and drawing and removing those costs the browser more than the figures.
+    busy = [panels.overview, panels.detail]
     common: dict[str, Any] = {
         "outputs": analysis_outputs,
         "concurrency_limit": CONCURRENCY,
         "concurrency_id": "analyze",
+        "show_progress_on": busy,
     }
     analyze_btn.click(run_analysis, inputs, api_name="analyze", **common)
     ctx.prompt.submit(run_analysis, inputs, api_visibility="private", **common)
@@ -857,6 +861,7 @@ def _wire_analysis(
         "outputs": selection_outputs,
         "concurrency_limit": CONCURRENCY,
         "trigger_mode": "always_last",
+        "show_progress_on": [panels.detail],
     }
     ctx.query.input(select, sel_inputs, api_name="breakdown", **sel)
     for component in (ctx.layer, ctx.head, ctx.mean):
@@ -882,6 +887,7 @@ def _wire_analysis(
         [status, ctx.layer, ctx.head, ctx.mean, *_selection_targets(panels)],
         api_visibility="private",
         concurrency_limit=CONCURRENCY,
+        show_progress_on=[panels.detail],
     )
 
     @guard
@@ -898,6 +904,7 @@ def _wire_analysis(
         [status, ctx.query, panels.tokens, *_selection_targets(panels)],
         api_visibility="private",
         concurrency_limit=CONCURRENCY,
+        show_progress_on=[panels.detail],
     )
 
     return {"fn": run_analysis, "inputs": inputs, **common}
@@ -1405,6 +1412,7 @@ def _wire_model(ctx: Context, panels: Panels, analysis_event: dict[str, Any]) ->
         analysis_event["outputs"],
         api_visibility="private",
         concurrency_limit=CONCURRENCY,
+        show_progress_on=analysis_event["show_progress_on"],
     )
 
 
@@ -1686,6 +1694,7 @@ def _wire_view_state(
         api_visibility="private",
         concurrency_limit=event["concurrency_limit"],
         concurrency_id=event["concurrency_id"],
+        show_progress_on=event["show_progress_on"],
     ).then(
         select,
         [ctx.session, pending, ctx.mean],
@@ -1700,6 +1709,7 @@ def _wire_view_state(
             *_selection_targets(panels),
         ],
         api_visibility="private",
+        show_progress="hidden",  # usually nothing to do; a shared link's selection is quick
     )
     values = list(components.values())
     gr.on([c.change for c in values], None, values, None, js=lecture.url_sync_js(), api_visibility="private")
