@@ -100,11 +100,10 @@ _EXTRA_ENV = dict(e.split("=", 1) for e in os.environ.get("BENCH_CHILD_ENV", "")
 
 
 def kv_cache_bytes(config: Any, n_tokens: int) -> int:
-    """K and V of every layer, float32, as the session's cache holds them for n tokens: in
-    buffers of whole blocks of positions (explorer.kv_cache)."""
-    from explorer.kv_cache import capacity
-
-    return 2 * config.n_layer * capacity(n_tokens, config.n_positions) * config.n_embd * 4
+    """K and V of every layer for n tokens, float32: what the cache must hold. (The session's
+    buffers have room for up to 127 more positions, but they are memory mapped: only the
+    pages of positions written are resident.)"""
+    return 2 * config.n_layer * n_tokens * config.n_embd * 4
 
 
 def rows(settings: Settings) -> list[Row]:

@@ -7,10 +7,15 @@ the next ones, so over a long session the process keeps blocks that nothing reus
 ~100 MB per 100 steps in the app's server with GPT-2 small), and each step copies the whole
 cache (75 MB at 1024 tokens). Here each layer writes the new positions into spare room and hands
 the attention a view of the positions filled; the buffers grow `GROW_BY` positions at a time.
+On the CPU each buffer is memory mapped on its own: its pages become resident as positions are
+written, and an outgrown buffer goes back to the system at once rather than leaving a hole in
+malloc's heap that the next, longer one does not fit.
 """
 
 from __future__ import annotations
 
+import math
+import mmap
 from typing import Any
 
 import torch
@@ -24,6 +29,19 @@ def capacity(n_pos: int, max_len: int, grow_by: int = GROW_BY) -> int:
     """Positions the buffers hold once `n_pos` are cached: `n_pos` rounded up to a multiple of
     `grow_by`, but no more than `max_len` (the context window) unless `n_pos` itself is."""
     return max(n_pos, min(-(-n_pos // grow_by) * grow_by, max_len))
+
+
+def _buffer(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """An uninitialised tensor of `shape` with `like`'s dtype and device: on the CPU, a private
+    anonymous memory map of its own, unmapped when the tensor is freed."""
+    if like.device.type != "cpu":
+        return like.new_empty(shape)
+    n_bytes = max(1, math.prod(shape)) * like.element_size()
+    if hasattr(mmap, "MAP_ANONYMOUS"):
+        memory = mmap.mmap(-1, n_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    else:  # Windows: -1 is already anonymous memory
+        memory = mmap.mmap(-1, n_bytes)
+    return torch.frombuffer(memory, dtype=like.dtype)[: math.prod(shape)].view(shape)
 
 
 class BlockLayer(DynamicLayer):
@@ -65,8 +83,8 @@ class BlockLayer(DynamicLayer):
 
     def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, start: int, end: int) -> None:
         size = capacity(end, self.max_len, self.grow_by)
-        self.key_buffer = key_states.new_empty((*key_states.shape[:-2], size, key_states.shape[-1]))
-        self.value_buffer = value_states.new_empty((*value_states.shape[:-2], size, value_states.shape[-1]))
+        self.key_buffer = _buffer(key_states, (*key_states.shape[:-2], size, key_states.shape[-1]))
+        self.value_buffer = _buffer(value_states, (*value_states.shape[:-2], size, value_states.shape[-1]))
         if start:
             assert self.keys is not None and self.values is not None
             self.key_buffer[..., :start, :] = self.keys
