@@ -17,7 +17,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,8 @@ DETAIL_TICK_LABELS = 32  # token labels per axis that fit a half-width panel
 STEP_TICK_LABELS = 40
 GEN_TICK_LABELS = 18  # the generation panels are narrower
 GEN_HOVER_KEYS = 256  # longer attention rows of a generated token hover without token text
-KEPT_STEPS = 64  # recent generation steps kept for their attention rows
+KEPT_STEPS = 64  # recent generation steps kept, to show again after a rewind
+NO_ROW = np.zeros((0, 0, 0), dtype=np.float32)  # a kept step's attention row, not kept (see _remember)
 CONCURRENCY = 4
 
 
@@ -1003,9 +1004,11 @@ def _cut_prompt(loaded: LoadedModel, prompt: str, limit: int | None) -> tuple[st
 def _attention_figure(
     session: Session, gen: GenerationSession, result: StepResult, layer: Any, head: Any
 ) -> go.Figure:
-    layer = _clamp(layer, result.pattern.shape[0])
-    head_i = None if head in (None, -1, "-1") else _clamp(head, result.pattern.shape[1])
-    row = _mean_or_head(result.pattern[layer], head_i)
+    """The attention row of the step shown, always the newest token (see `_remember`)."""
+    pattern = gen.last_pattern  # [layer, head, key]
+    layer = _clamp(layer, pattern.shape[0])
+    head_i = None if head in (None, -1, "-1") else _clamp(head, pattern.shape[1])
+    row = _mean_or_head(pattern[layer], head_i)
     which = "mean over heads" if head_i is None else f"head {head_i}"
     return figures.attention_row_figure(
         row,
@@ -1109,7 +1112,10 @@ def _generation_view(
 
 
 def _remember(session: Session, result: StepResult) -> None:
-    session.steps[result.position] = result
+    """Keep recent steps to show again after a rewind, without their attention rows: the row
+    shown is always the newest token's, the generation's `last_pattern`, which a rewind
+    computes again. (64 rows would grow with every token: 37 MB for GPT-2 small at 1024.)"""
+    session.steps[result.position] = replace(result, pattern=NO_ROW)
     for position in sorted(session.steps)[:-KEPT_STEPS]:
         del session.steps[position]
 

@@ -118,7 +118,9 @@ class GenerationSession:
         # DynamicCache without a new copy of itself per token (see kv_cache).
         self._cache = BlockCache(int(self.model.config.n_layer), self.n_ctx)
         self._logits: Any = None  # [vocab] for the next position
-        self._feed(ids)
+        # [layer, head, key] the attention row of the last token fed: the newest token's, or after
+        # a rewind the last kept token's (computed again, as rewinding feeds that token again).
+        self.last_pattern = self._feed(ids)
 
     # ------------------------------------------------------------------ settings
 
@@ -220,11 +222,12 @@ class GenerationSession:
         keep = len(self.ids) - n
         last = self.ids[keep - 1]
         # Crop the cache to before the last kept token and feed it again: that recomputes the
-        # logits for the next position without storing logits for every step.
+        # logits for the next position, and that token's attention row, without storing them
+        # for every step.
         self._cache.crop(-(n + 1))
         self.ids = self.ids[: keep - 1]
         self.history = self.history[: len(self.history) - n]
-        self._feed([last])
+        self.last_pattern = self._feed([last])
 
     # ------------------------------------------------------------------ internals
 
@@ -282,7 +285,7 @@ class GenerationSession:
         p = raw[raw > 0]
         entropy = float(-(p * np.log2(p)).sum())
         position = len(self.ids)
-        pattern = self._feed([token])
+        pattern = self.last_pattern = self._feed([token])
         display = display_tokens(self.tokenizer, [token])[0]
         self.history.append(HistoryItem(position, token, display, float(raw[token]), entropy, forced))
         return StepResult(

@@ -11,6 +11,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from browser_util import array, plot, serve
 
@@ -159,6 +160,17 @@ def test_steps_keep_the_session_config_the_same_size(app, client: Client) -> Non
         client.predict(PROMPT, *settings(), 0, -1, api_name="/step")
     client.predict(0, -1, api_name="/rewind")
     assert len(blocks) == before
+
+
+def test_rewind_shows_the_kept_steps_attention_again(client: Client) -> None:
+    def bars(out: tuple) -> np.ndarray:
+        return array(plot(out[4])["data"][0]["y"])  # the new token's attention row
+
+    first = client.predict(PROMPT, *settings(), 0, -1, api_name="/step")
+    client.predict(PROMPT, *settings(), 0, -1, api_name="/step")
+    rewound = client.predict(0, -1, api_name="/rewind")
+    assert len(bars(rewound)) == len(bars(first))
+    np.testing.assert_allclose(bars(rewound), bars(first), atol=1e-6)
 
 
 def test_top_k_limits_the_sampled_distribution(client: Client) -> None:

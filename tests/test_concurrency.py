@@ -15,12 +15,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from browser_util import serve
 
 from explorer import GenerationSession
 from explorer.app import KEPT_STEPS, ModelCache, Session, _remember
 from explorer.capture import display_tokens
+from explorer.generation import StepResult
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
@@ -144,9 +147,13 @@ def test_three_models_for_three_users_keep_two_loaded_and_serve_everyone(
         assert len(models._models) <= 2
 
 
-def test_a_session_keeps_a_bounded_number_of_steps() -> None:
+def test_a_session_keeps_a_bounded_number_of_steps_without_their_attention_rows() -> None:
     session = Session(model="bundled")
     for position in range(3 * KEPT_STEPS):
-        _remember(session, SimpleNamespace(position=position))
+        row = np.full((2, 3, position + 1), 1 / (position + 1), dtype=np.float32)  # [layer, head, key]
+        table = pd.DataFrame({"token": ["a"], "token_id": [0], "prob": [1.0]})
+        _remember(session, StepResult(position, 0, "a", "a", 1.0, 1.0, table, table, 0.0, row, False, None))
     assert KEPT_STEPS == 64
     assert sorted(session.steps) == list(range(2 * KEPT_STEPS, 3 * KEPT_STEPS))
+    # The row shown is always the newest token's, which the generation keeps (last_pattern).
+    assert all(step.pattern.size == 0 for step in session.steps.values())

@@ -221,6 +221,15 @@ def test_rewind_then_step_repeats_the_same_tokens(tiny):
     assert session._cache.get_seq_length() == len(first)
 
 
+def test_rewind_computes_the_last_kept_tokens_attention_row_again(tiny):
+    session = GenerationSession(tiny, PROMPT, seed=5)
+    rows = [session.step().pattern for _ in range(4)]
+    assert session.last_pattern is rows[-1]
+    session.rewind(2)
+    assert session.last_pattern.shape == rows[1].shape
+    np.testing.assert_allclose(session.last_pattern, rows[1], atol=1e-6)
+
+
 def test_rewind_never_removes_the_prompt(tiny):
     session = GenerationSession(tiny, PROMPT, seed=2)
     prompt = list(session.ids)
