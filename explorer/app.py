@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 
 from explorer import export, figures, lecture, views
 from explorer.arithmetic import STEPS, Breakdown, breakdown
-from explorer.capture import Analysis, analyze, clean_text, display_tokens
+from explorer.capture import Analysis, analyze, clean_text, display_tokens, tokenize
 from explorer.errors import ExplorerError, ModelLoadError
 from explorer.generation import TOP_K_SHOWN, GenerationSession, StepResult
 from explorer.loading import BUNDLED, LoadedModel, Progress, assets_dir, load_model
@@ -804,6 +804,9 @@ def _wire_analysis(
         progress: gr.Progress = gr.Progress(),
     ) -> dict[Any, Any]:
         loaded = ctx.models.get(session.model, _progress(progress))
+        tokenize(loaded, prompt, ctx.limits.max_prompt_tokens)  # a bad prompt fails here, before…
+        # …the old analysis is let go: two analyses of 1024 tokens would peak at 2.4 GB together.
+        session.analysis = None
         progress(0.5, desc="Running the model …")
         with ctx.models.lock(loaded):
             analysis = analyze(loaded, prompt, max_tokens=ctx.limits.max_prompt_tokens)

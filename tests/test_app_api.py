@@ -93,6 +93,15 @@ def test_empty_prompt_is_a_message_not_a_traceback(client: Client) -> None:
     assert "Traceback" not in out[0]
 
 
+def test_a_refused_prompt_keeps_the_previous_analysis(client: Client) -> None:
+    """A new analysis lets the old one go only once its prompt has tokenized."""
+    client.predict(PROMPT, 0, 0, False, api_name="/analyze")
+    refused = client.predict("   ", 0, 0, False, api_name="/analyze")
+    assert "The prompt is empty" in refused[0]
+    out = client.predict(0, 0, 3, False, api_name="/breakdown")
+    assert "Analyze a prompt first" not in out[0]
+
+
 def test_sessions_are_separate(app, tiny) -> None:
     a, b = Client(app[1], verbose=False), Client(app[1], verbose=False)
     a.predict("one two three four five six", 0, 0, False, api_name="/analyze")
