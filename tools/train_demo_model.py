@@ -309,7 +309,9 @@ def encode(tokenizer, text: str) -> np.ndarray:
 KINDS = ("prose", "induction", "previous")
 
 
-def sequence(data: np.ndarray, rng: np.random.Generator, t: int, vocab: int, kind: str) -> np.ndarray:
+def sequence(
+    data: np.ndarray, rng: np.random.Generator, t: int, vocab: int, kind: str, where: list | None = None
+) -> np.ndarray:
     """One training sequence of t tokens, of one of three kinds.
 
     - prose: a span of the corpus.
@@ -319,6 +321,8 @@ def sequence(data: np.ndarray, rng: np.random.Generator, t: int, vocab: int, kin
     - previous: random tokens where each token, with probability 1/2, is the one two places back.
       Only attending to the previous position predicts those, the same at every position: this
       is what gives the model its previous-token heads early, which induction heads build on.
+
+    For a copy, `where` (if given) gets (first copy's start, span).
     """
     if kind == "prose":
         start = int(rng.integers(0, len(data) - t - 1))
@@ -328,6 +332,8 @@ def sequence(data: np.ndarray, rng: np.random.Generator, t: int, vocab: int, kin
         prefix = int(rng.integers(0, t - 2 * span + 1))
         block = rng.integers(1, vocab, size=span)
         start = int(rng.integers(0, len(data) - t - 1))
+        if where is not None:
+            where.append((prefix, span))
         return np.concatenate([data[start : start + prefix], block, block, data[start + prefix : start + t]])[
             :t
         ]
@@ -340,13 +346,54 @@ def sequence(data: np.ndarray, rng: np.random.Generator, t: int, vocab: int, kin
 
 
 def batch(
-    data: np.ndarray, rng: np.random.Generator, n: int, t: int, vocab: int, mix: Sequence[float]
+    data: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+    t: int,
+    vocab: int,
+    mix: Sequence[float],
+    copies: list | None = None,
 ) -> torch.Tensor:
-    """n sequences of t tokens, each of a kind drawn with the shares in `mix` (prose, induction, previous)."""
+    """n sequences of t tokens, each of a kind drawn with the shares in `mix` (prose, induction, previous).
+
+    `copies` (if given) gets (row, first copy's start, span) for every copy sequence.
+    """
     share = np.asarray(mix, dtype=float) / sum(mix)
     kinds = rng.choice(len(KINDS), size=n, p=share)
-    rows = np.stack([sequence(data, rng, t, vocab, KINDS[k]) for k in kinds]).astype(np.int64)
-    return torch.from_numpy(rows)
+    rows = []
+    for i, k in enumerate(kinds):
+        where: list = []
+        rows.append(sequence(data, rng, t, vocab, KINDS[k], where))
+        if copies is not None:
+            copies.extend((i, start, span) for start, span in where)
+    return torch.from_numpy(np.stack(rows).astype(np.int64))
+
+
+def induction_targets(copies: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, query, key) of every induction step in a batch's copies.
+
+    The k-th token of the second copy (position start + span + k) should attend to the token
+    after its first occurrence (start + k + 1): the attention an induction head makes.
+    """
+    rows, queries, keys = [], [], []
+    for row, start, span in copies:
+        k = np.arange(span - 1)
+        rows.append(np.full(span - 1, row))
+        queries.append(start + span + k)
+        keys.append(start + k + 1)
+    if not rows:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty, empty
+    return tuple(torch.from_numpy(np.concatenate(a).astype(np.int64)) for a in (rows, queries, keys))  # type: ignore[return-value]
+
+
+def attention_aux_loss(attentions, copies: list, layer: int, head: int) -> torch.Tensor:
+    """Mean -log attention of one head from each second-copy token to the token after its first occurrence."""
+    rows, queries, keys = induction_targets(copies)
+    pattern = attentions[layer][:, head]  # [batch, query, key]
+    if len(rows) == 0:
+        return pattern.sum() * 0.0
+    return -torch.log(pattern[rows, queries, keys].float() + 1e-6).mean()
 
 
 @dataclass(frozen=True)
@@ -532,6 +579,15 @@ def train(args) -> None:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = make_model(args, len(tokenizer)).to(device)
+    if args.init_from:
+        # Carry on from a finished model (weights only: a new schedule and optimizer state).
+        from safetensors.torch import load_file
+
+        state = load_file(str(Path(args.init_from) / "model.safetensors"))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+        model.tie_weights()
+        print(f"weights from {args.init_from}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     step, seen, seconds_before = 0, 0, 0.0
     ckpt = work / "checkpoint.pt"
@@ -550,11 +606,21 @@ def train(args) -> None:
     model.train()
     for step in bar:
         mix, t = plan_at(step, args)
-        x = batch(train_ids, rng, max(1, args.batch_tokens // t), t, len(tokenizer), mix).to(device)
+        copies: list = []
+        x = batch(train_ids, rng, max(1, args.batch_tokens // t), t, len(tokenizer), mix, copies).to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
+        supervise = args.induction_aux > 0 and step < args.aux_until
+        if supervise:
+            model.set_attn_implementation("eager")  # the supervised head's weights exist only there
         with autocast:
-            loss = model(x, labels=x).loss
+            result = model(x, labels=x, output_attentions=supervise)
+            loss = result.loss
+            if supervise:
+                aux = attention_aux_loss(result.attentions, copies, *args.aux_head)
+                loss = loss + args.induction_aux * aux
+        if supervise:
+            model.set_attn_implementation("sdpa")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -656,6 +722,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share the token embedding with the LM head, as GPT-2 does",
     )
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--init-from", default=None, help="start from this saved model folder's weights")
+    p.add_argument(
+        "--induction-aux",
+        type=float,
+        default=0.0,
+        help="weight of an extra loss that pulls one head's attention to the induction target on copies",
+    )
+    p.add_argument("--aux-head", default="1,0", help="layer,head that the extra loss supervises")
+    p.add_argument("--aux-until", type=int, default=0, help="the extra loss applies before this step")
     p.add_argument("--corpus-limit", type=int, default=None, help="chars per source (tests)")
     p.add_argument(
         "--tiny",
@@ -664,6 +739,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--offline", action="store_true", help="never download: skip shakespeare unless cached")
     args = p.parse_args(argv)
+    args.aux_head = tuple(int(x) for x in str(args.aux_head).split(","))
     if args.tiny:
         args.vocab_size, args.n_layer, args.n_head, args.n_embd = 300, 2, 2, 16
         args.n_positions, args.seq_len, args.batch_tokens, args.steps = 64, 32, 256, 3
