@@ -134,12 +134,57 @@ class Session:
     gen_prompt: str = ""
     gen_cut: int = 0  # tokens of gen_prompt that did not fit
     steps: dict[int, StepResult] = field(default_factory=dict)  # recent steps by position
-    # Whether the Q/K/V tab's panels are sent with each selection. A browser page shows another
-    # tab at first and fills them when the tab opens (its ~20 cards, tables and plots are half of
-    # the browser's work after a click); API callers, who see no tabs, always get them.
-    steps_shown: bool = True
+    # The tab a browser page shows; None for API callers, who see no tabs and get every panel.
+    # A hidden tab's panels are filled when it opens, not with each analysis and selection: the
+    # Q/K/V tab's ~20 cards and plots, and the logit lens decoding every layer, were most of the
+    # server's and the browser's work after a click (see tab_hidden).
+    shown_tab: str | None = None
     shown_position: int | None = None  # the position whose distribution the chart shows
     token_text: dict[int, str] = field(default_factory=dict)  # display string by token id
+
+
+HEADS_TAB, STEPS_TAB, WALK_TAB = "heads", "steps", "walk"
+
+
+def tab_hidden(session: Session, tab: str) -> bool:
+    """Whether a browser page shows another tab than `tab`, so that its panels can wait until it opens."""
+    return session.shown_tab is not None and session.shown_tab != tab
+
+
+def unchanged(outputs: list[Any]) -> dict[Any, Any]:
+    """A reply that changes none of `outputs` (Gradio takes an empty dict for a missing value)."""
+    return {outputs[0]: gr.skip()}
+
+
+def tab_listener(
+    tabs: gr.Tabs,
+    tab: str,
+    triggers: list[Any],
+    fn: Callable[..., Any],
+    inputs: list[Any],
+    outputs: list[Any],
+    progress: bool = False,
+    **kwargs: Any,
+) -> None:
+    """Run `fn(session, *rest)` on `triggers` while `tab` shows, and when it opens.
+
+    Hidden, the tab's panels wait (see Session.shown_tab). One listener for both, so that an
+    opening and a selection made right after it are answered in that order.
+    """
+
+    def run(evt: gr.EventData, gr_progress: gr.Progress = gr.Progress(), *args: Any) -> Any:
+        session = args[0]
+        if getattr(evt, "target", None) is tabs:
+            opened = evt._data.get("id") if isinstance(evt._data, dict) else None
+            if opened != tab:
+                return unchanged(outputs)
+        elif tab_hidden(session, tab):
+            return unchanged(outputs)
+        return fn(*args, progress=gr_progress) if progress else fn(*args)
+
+    kwargs.setdefault("concurrency_limit", CONCURRENCY)
+    kwargs.setdefault("trigger_mode", "always_last")
+    gr.on([*triggers, tabs.select], run, inputs, outputs, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -418,7 +463,7 @@ def build_app(
             limits=limits,
         )
         with gr.Tabs(elem_id="ae-tabs") as tabs:
-            with gr.Tab("Attention heads", id="heads"):
+            with gr.Tab("Attention heads", id=HEADS_TAB):
                 overview_plot, detail_plot, detail_note = _heads_tab()
             with gr.Tab("Q/K/V step by step", id=STEPS_TAB):
                 selection, steps = _steps_tab()
@@ -460,7 +505,7 @@ def build_app(
         _wire_generation(ctx, panels, gen)
         _wire_model(ctx, panels, analysis_event)
         _wire_export(ctx, exports)
-        _wire_walkthrough(ctx, panels, gen, walk, bar["lang"])
+        _wire_walkthrough(ctx, panels, gen, walk, bar["lang"], tabs)
         _wire_view_state(demo, ctx, panels, gen, bar, analysis_event)
         _free_on_close(demo)
     return demo
@@ -761,7 +806,7 @@ def _selection_outputs(
         panels.detail_note: note,
         panels.selection: views.selection_markdown(bd),
     }
-    if session.steps_shown:
+    if not tab_hidden(session, STEPS_TAB):
         out |= step_updates(panels.steps, bd)
     return out
 
@@ -914,19 +959,16 @@ def _wire_analysis(
     return {"fn": run_analysis, "inputs": inputs, **common}
 
 
-STEPS_TAB = "steps"
-
-
 def _wire_steps_tab(ctx: Context, panels: Panels, tabs: gr.Tabs) -> None:
-    """Fill the Q/K/V tab when it opens and stop sending it while another tab shows."""
+    """Record which tab shows, and fill the Q/K/V tab when it opens."""
     step_targets = [t for step in panels.steps for t in (step.card, step.table, step.plot) if t is not None]
 
     @guarded(ctx.status)
     def on_tab(session: Session, layer: Any, head: Any, query: Any, evt: gr.SelectData) -> dict[Any, Any]:
-        session.steps_shown = getattr(evt, "id", None) == STEPS_TAB
+        session.shown_tab = str(getattr(evt, "id", None))
         out: dict[Any, Any] = {ctx.session: session}
         analysis = session.analysis
-        if not session.steps_shown or analysis is None:
+        if session.shown_tab != STEPS_TAB or analysis is None:
             return out
         layer, head = _clamp(layer, analysis.n_layer), _clamp(head, analysis.n_head)
         return out | step_updates(
@@ -1465,7 +1507,7 @@ def _lecture_bar() -> dict[str, Any]:
 
 
 def _walkthrough_tab() -> gr.HTML:
-    with gr.Tab(I18N("Walk-through"), id="walk", elem_id="ae-walk-tab"):
+    with gr.Tab(I18N("Walk-through"), id=WALK_TAB, elem_id="ae-walk-tab"):
         return gr.HTML(lecture.walkthrough_html(None, None), elem_id="ae-walk", padding=True)
 
 
@@ -1602,18 +1644,24 @@ def _walkthrough(
 
 
 def _wire_walkthrough(
-    ctx: Context, panels: Panels, gen: dict[str, Any], walk: gr.HTML, lang: gr.Radio
+    ctx: Context, panels: Panels, gen: dict[str, Any], walk: gr.HTML, lang: gr.Radio, tabs: gr.Tabs
 ) -> None:
     settings = [gen["greedy"], gen["temperature"], gen["top_k"], gen["top_p"]]
     triggers = [ctx.analyzed, ctx.layer, ctx.head, ctx.query, lang, panels.gen_text, *settings]
-    gr.on(
+    inputs = [ctx.session, ctx.layer, ctx.head, ctx.query, lang, *settings]
+
+    @guarded(ctx.status)
+    def show(session: Session, *args: Any) -> dict[Any, Any]:
+        return {walk: _walkthrough(session, *args)}
+
+    tab_listener(
+        tabs,
+        WALK_TAB,
         [component.change for component in triggers],
-        guarded(ctx.status)(lambda *args: {walk: _walkthrough(*args)}),
-        [ctx.session, ctx.layer, ctx.head, ctx.query, lang, *settings],
+        show,
+        inputs,
         [ctx.status, walk],
         api_visibility="private",
-        trigger_mode="always_last",
-        concurrency_limit=CONCURRENCY,
     )
 
 
@@ -1658,7 +1706,7 @@ def _wire_view_state(
 
     def restore(prompt: str, session: Session, request: gr.Request) -> dict[Any, Any]:
         view = lecture.parse_view(dict(request.query_params) if request else {})
-        session.steps_shown = False  # a page opens on another tab: see Session.steps_shown
+        session.shown_tab = HEADS_TAB  # a page opens on the heads tab: see Session.shown_tab
         out: dict[Any, Any] = {pending: view, ctx.session: session}
         if view.prompt is not None:
             out[ctx.prompt] = view.prompt

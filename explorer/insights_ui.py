@@ -30,11 +30,13 @@ from explorer.app import (
     CONCURRENCY,
     DETAIL_MAX_CELLS,
     DETAIL_TICK_LABELS,
+    HEADS_TAB,
     Context,
     Session,
     guarded,
     placeholder,
     plot_click_bridge,
+    tab_listener,
     thin_ticks,
 )
 from explorer.capture import Analysis, analyze, clean_text
@@ -424,18 +426,21 @@ def _progress(progress: Any) -> Callable[[float, str], None]:
     return lambda fraction, message: progress(fraction, desc=message)
 
 
+TYPES_TAB, LENS_TAB = "head-types", "lens"
+
+
 def build_insights_tabs(ctx: Context, tabs: gr.Tabs) -> None:
     """Add the Head types, Ablation, Logit lens and Compare tabs (inside the app's gr.Tabs)."""
     types = HeadTypes(ctx)
     _head_types_tab(ctx, tabs, types)
     _ablation_tab(ctx)
-    _lens_tab(ctx)
+    _lens_tab(ctx, tabs)
     _compare_tab(ctx)
 
 
 def _head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
     status = ctx.status
-    with gr.Tab("Head types", id="head-types", elem_id="ae-types-tab"):
+    with gr.Tab("Head types", id=TYPES_TAB, elem_id="ae-types-tab"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 gr.Markdown(
@@ -464,14 +469,16 @@ def _head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
         fig.update_layout(height=int(np.clip(130 + 520 * n_layer / max(n_head, 1), 300, 640)))
         return {plot: fig, legend: head_types_legend(scores)}
 
-    ctx.analyzed.change(
+    tab_listener(
+        tabs,
+        TYPES_TAB,
+        [ctx.analyzed.change],
         draw,
         [ctx.session],
         [status, plot, legend],
+        progress=True,
         api_name="head_types",
-        trigger_mode="always_last",
         show_progress_on=[plot],
-        concurrency_limit=CONCURRENCY,
     )
 
     def open_head(session: Session, evt: gr.EventData) -> dict[Any, Any]:
@@ -487,6 +494,7 @@ def _head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
                 log.exception("opening a head from the head-types grid failed")
             message = str(err) if isinstance(err, ExplorerError) else "That head could not be opened."
             raise gr.Error(views.esc(message)) from err
+        session.shown_tab = HEADS_TAB  # selected from here, which fires no select event
         gr.Info(
             views.esc(
                 f"{head_name(layer, head)} ({row['label']}) opened on a probe prompt: see Attention heads."
@@ -498,7 +506,7 @@ def _head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
             ctx.head: head,
             ctx.mean: False,
             card: head_card(row, probe),
-            tabs: gr.Tabs(selected="heads"),
+            tabs: gr.Tabs(selected=HEADS_TAB),
         }
 
     click.click(
@@ -677,9 +685,9 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
     )
 
 
-def _lens_tab(ctx: Context) -> None:
+def _lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
     status = ctx.status
-    with gr.Tab("Logit lens", id="lens", elem_id="ae-lens-tab"):
+    with gr.Tab("Logit lens", id=LENS_TAB, elem_id="ae-lens-tab"):
         gr.Markdown(
             "**What the model would predict if it stopped after each layer.** Each cell decodes the "
             "residual stream at that position with the final layer norm and the output matrix: its "
@@ -722,7 +730,10 @@ def _lens_tab(ctx: Context) -> None:
         "concurrency_id": "lens",
         "show_progress_on": [plot],
     }
-    gr.on(
+
+    tab_listener(
+        tabs,
+        LENS_TAB,
         [ctx.analyzed.change, ctx.query.change],
         show,
         [ctx.session, ctx.query, cache],

@@ -170,3 +170,33 @@ def test_tokens_in_the_new_tabs_are_shown_as_text(page: Any) -> None:
         "() => document.querySelectorAll('img[src=\"x\"], #ae-tabs b b, #ae-tabs i i').length"
     )
     assert injected == 0 and dialogs == []
+
+
+def test_hidden_tabs_fill_as_they_open_and_follow_while_shown(page: Any) -> None:
+    """The logit lens and the walk-through are computed for the tab that shows (#5: they were a third
+    of the time from a click to the figures): an analysis made on another tab reaches them when they
+    open, and while one shows it follows every analysis."""
+    x = expect()
+
+    def analyze(text: str) -> int:
+        """The number of tokens, once the token strip shows the new prompt (each has another length)."""
+        before = page.locator("#ae-tokens [data-pos]").count()
+        page.locator("#ae-prompt textarea").fill(text)
+        page.get_by_role("button", name="Analyze", exact=True).click()
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('#ae-tokens [data-pos]').length !== n", arg=before, timeout=T
+        )
+        return page.locator("#ae-tokens [data-pos]").count()
+
+    n = analyze("The cat sat on the mat.")
+    open_tab(page, "Logit lens")
+    x(page.locator("#ae-lens-pos input")).to_have_value(re.compile(rf"^{n - 1} · "), timeout=T)
+    m = analyze("A longer prompt this time, with a good many more words than the one before it had.")
+    assert m != n
+    x(page.locator("#ae-lens-pos input")).to_have_value(re.compile(rf"^{m - 1} · "), timeout=T)
+    open_tab(page, "Walk-through")
+    x(page.locator(".ae-walk-head")).to_contain_text(f"query token {m - 1}", timeout=T)
+    open_tab(page, "Attention heads")
+    n = analyze("The cat sat on the mat.")
+    open_tab(page, "Walk-through")
+    x(page.locator(".ae-walk-head")).to_contain_text(f"query token {n - 1}", timeout=T)
