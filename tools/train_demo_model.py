@@ -602,6 +602,7 @@ def train(args) -> None:
     rng = np.random.default_rng(args.seed + step)
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16)
     started, seen_before = time.time(), seen
+    history: list[dict] = []  # the periodic evaluations, for the model card
     bar = tqdm(range(step, args.steps), initial=step, total=args.steps, mininterval=5)
     model.train()
     for step in bar:
@@ -610,15 +611,21 @@ def train(args) -> None:
         x = batch(train_ids, rng, max(1, args.batch_tokens // t), t, len(tokenizer), mix, copies).to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
-        supervise = args.induction_aux > 0 and step < args.aux_until
+        supervise = (args.induction_aux > 0 or args.prev_aux > 0) and step < args.aux_until
         if supervise:
             model.set_attn_implementation("eager")  # the supervised head's weights exist only there
         with autocast:
             result = model(x, labels=x, output_attentions=supervise)
             loss = result.loss
             if supervise:
-                aux = attention_aux_loss(result.attentions, copies, *args.aux_head)
+                aux = sum(attention_aux_loss(result.attentions, copies, *h) for h in args.aux_heads)
                 loss = loss + args.induction_aux * aux
+                if args.prev_aux > 0:
+                    layer, head = args.prev_head
+                    to_previous = torch.diagonal(
+                        result.attentions[layer][:, head], offset=-1, dim1=-2, dim2=-1
+                    )
+                    loss = loss + args.prev_aux * -torch.log(to_previous.float() + 1e-6).mean()
         if supervise:
             model.set_attn_implementation("sdpa")
         opt.zero_grad(set_to_none=True)
@@ -635,6 +642,10 @@ def train(args) -> None:
             model.set_attn_implementation("sdpa")
             model.train()
             prev, ind = m["previous_token_head"], m["induction_head"]
+            history.append(
+                {"step": step + 1, "heldout_loss": m["heldout_loss"], "previous_token_head": prev}
+                | {"induction_head": ind, "repeat_loss_ratio": m["repeat_loss_ratio"]}
+            )
             tqdm.write(
                 f"step {step + 1}: held-out loss {m['heldout_loss']:.3f}, previous-token "
                 f"L{prev['layer']}H{prev['head']} {prev['score']:.2f}, induction "
@@ -675,6 +686,7 @@ def train(args) -> None:
         "sources": [asdict(s) for s in SOURCES],
         "train_tokens": int(len(train_ids)),
         "heldout_tokens": int(len(heldout_ids)),
+        "history": history,
     }
     print(json.dumps({k: v for k, v in metrics.items() if not k.endswith("_scores")}, indent=1))
     for prompt, text in texts.items():
@@ -729,8 +741,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="weight of an extra loss that pulls one head's attention to the induction target on copies",
     )
-    p.add_argument("--aux-head", default="1,0", help="layer,head that the extra loss supervises")
-    p.add_argument("--aux-until", type=int, default=0, help="the extra loss applies before this step")
+    p.add_argument(
+        "--aux-head", default="1,0", help="layer,head[;layer,head...] that the extra loss supervises"
+    )
+    p.add_argument("--aux-until", type=int, default=0, help="the extra losses apply before this step")
+    p.add_argument(
+        "--prev-aux",
+        type=float,
+        default=0.0,
+        help="weight of an extra loss that pulls one head's attention to the previous token, on every sequence",
+    )
+    p.add_argument("--prev-head", default="0,7", help="layer,head that the previous-token loss supervises")
     p.add_argument("--corpus-limit", type=int, default=None, help="chars per source (tests)")
     p.add_argument(
         "--tiny",
@@ -739,7 +760,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--offline", action="store_true", help="never download: skip shakespeare unless cached")
     args = p.parse_args(argv)
-    args.aux_head = tuple(int(x) for x in str(args.aux_head).split(","))
+    args.prev_head = tuple(int(x) for x in str(args.prev_head).split(","))
+    args.aux_heads = [tuple(int(x) for x in h.split(",")) for h in str(args.aux_head).split(";")]
     if args.tiny:
         args.vocab_size, args.n_layer, args.n_head, args.n_embd = 300, 2, 2, 16
         args.n_positions, args.seq_len, args.batch_tokens, args.steps = 64, 32, 256, 3
