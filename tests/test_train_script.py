@@ -50,6 +50,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         str(out),
         "--work",
         str(work),
+        # The extra attention losses that helped the shipped model's heads form (see its card).
+        "--induction-aux",
+        "1",
+        "--aux-head",
+        "1,0;1,1",
+        "--prev-aux",
+        "1",
+        "--prev-head",
+        "0,1",
+        "--aux-until",
+        "2",
     ]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -88,6 +99,8 @@ def test_eval_json_has_the_metrics(trained):
     assert np.array(metrics["induction_scores"]).shape == (2, 2)
     assert report["steps"] == 3 and report["tokens_trained"] > 0
     assert {s["name"] for s in report["sources"]} >= {"bible", "templates"}
+    assert [h["step"] for h in report["history"]] == [2]  # --eval-every 2 in --tiny
+    assert report["args"]["aux_heads"] == [[1, 0], [1, 1]] and report["args"]["prev_head"] == [0, 1]
 
 
 @pytest.mark.slow
@@ -116,3 +129,22 @@ def test_offline_is_a_flag_of_its_own(script):
     args = script.parse_args(["--tiny", "--offline"])
     assert args.tiny and args.offline and args.steps == 3 and args.n_positions == 64
     assert not script.parse_args([]).offline
+
+
+def test_the_induction_loss_points_at_the_token_after_the_first_copy(script):
+    import torch
+
+    copies = [(0, 2, 3), (1, 0, 2)]  # (row, first copy's start, span)
+    rows, queries, keys = script.induction_targets(copies)
+    # Row 0: copies at 2-4 and 5-7; the second copy's first two tokens look at 3 and 4.
+    assert rows.tolist() == [0, 0, 1] and queries.tolist() == [5, 6, 2] and keys.tolist() == [3, 4, 1]
+
+    t = 8
+    uniform = torch.tril(torch.ones(2, 1, t, t))
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    exact = uniform.clone()
+    exact[rows, 0, queries] = 0.0
+    exact[rows, 0, queries, keys] = 1.0
+    assert script.attention_aux_loss([exact], copies, 0, 0).item() < 1e-4
+    assert script.attention_aux_loss([uniform], copies, 0, 0).item() > 1.0
+    assert script.attention_aux_loss([uniform], [], 0, 0).item() == 0.0
