@@ -109,12 +109,16 @@ def head_types_legend(scores: pd.DataFrame) -> str:
     return f"<div class='ae-legend'>{''.join(rows)}<div class='ae-note'>{how}</div></div>"
 
 
+def article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def head_card(row: pd.Series, probe: str) -> str:
     """What one head scored, and the probe text it was opened on."""
     label = str(row["label"])
     scores = " · ".join(f"{name} {float(row[name]):.2f}" for name in figures.HEAD_SCORES)
     return (
-        f"**{head_name(int(row['layer']), int(row['head']))} is a {views.esc(label)} head.** "
+        f"**{head_name(int(row['layer']), int(row['head']))} is {article(label)} {views.esc(label)} head.** "
         f"{views.esc(DESCRIPTIONS[label])}  \nScores: {scores}.  \n"
         f"Opened in **Attention heads** on a probe where this pattern shows: "
         f"<span class='ae-chip'>{views.esc(probe[:80])}{'…' if len(probe) > 80 else ''}</span>"

@@ -73,7 +73,8 @@ def test_head_types_grid_opens_a_head_on_its_probe(page: Any) -> None:
     x(page.locator("#ae-tokens [data-pos='0'] b")).to_contain_text(first[:3], timeout=T)
     screenshot(page, "insights-2-head-opened", full_page=False)
     open_tab(page, "Head types")
-    x(page.locator("#ae-types-card")).to_contain_text(f"L1H2 is a {label} head", timeout=T)
+    an = "an" if label[0] in "aeiou" else "a"
+    x(page.locator("#ae-types-card")).to_contain_text(f"L1H2 is {an} {label} head", timeout=T)
 
 
 def test_ablation_summary_and_head_ranking(page: Any) -> None:

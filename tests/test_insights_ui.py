@@ -77,6 +77,19 @@ def test_lens_table_escapes_tokens(tiny) -> None:
     assert table.count("<tr>") == analysis.n_layer + 2  # the header and one row per layer + embed
 
 
+@pytest.mark.parametrize(
+    ("label", "phrase"), [("induction", "is an induction head"), ("mixed", "is a mixed head")]
+)
+def test_head_card_names_the_type(label: str, phrase: str) -> None:
+    import pandas as pd
+
+    row = pd.Series(
+        {"layer": 1, "head": 0, "label": label} | {name: 0.5 for name in insights_ui.figures.HEAD_SCORES}
+    )
+    assert f"L1H0 {phrase}." in insights_ui.head_card(row, "<probe>")
+    assert "&lt;probe&gt;" in insights_ui.head_card(row, "<probe>")
+
+
 def test_the_issue_7_entry_points_are_exported() -> None:
     import explorer
     import explorer.comparison  # importing the submodule must not hide the function
