@@ -137,7 +137,7 @@ class Session:
     # The tab a browser page shows; None for API callers, who see no tabs and get every panel.
     # A hidden tab's panels are filled when it opens, not with each analysis and selection: the
     # Q/K/V tab's ~20 cards and plots, and the logit lens decoding every layer, were most of the
-    # server's and the browser's work after a click (see tab_hidden).
+    # server's and the browser's work after a click (see tab_hidden and tab_listener).
     shown_tab: str | None = None
     shown_position: int | None = None  # the position whose distribution the chart shows
     token_text: dict[int, str] = field(default_factory=dict)  # display string by token id
@@ -157,8 +157,10 @@ def unchanged(outputs: list[Any]) -> dict[Any, Any]:
 
 
 def tab_listener(
+    ctx: Context,
     tabs: gr.Tabs,
     tab: str,
+    panel: str,
     triggers: list[Any],
     fn: Callable[..., Any],
     inputs: list[Any],
@@ -166,25 +168,32 @@ def tab_listener(
     progress: bool = False,
     **kwargs: Any,
 ) -> None:
-    """Run `fn(session, *rest)` on `triggers` while `tab` shows, and when it opens.
+    """Run `fn(*inputs)` on `triggers` while tab `tab` (elem_id `panel`) shows, and when it opens.
 
-    Hidden, the tab's panels wait (see Session.shown_tab). One listener for both, so that an
-    opening and a selection made right after it are answered in that order.
+    Hidden, the tab's panels wait. Whether it shows is read in the page as each trigger fires
+    (another listener's record of the open tab could lag behind), and an opening from the select
+    event's own data. One listener for both, so that an opening and a selection made right after
+    it are answered in that order. API calls, which run no page script, always get `fn`.
     """
+    panel_js = json.dumps(panel)
+    page_js = (
+        f"(...args) => {{ const el = document.getElementById({panel_js}); "
+        "args[0] = el && el.offsetParent !== null ? 'shown' : 'hidden'; return args; }"
+    )
 
     def run(evt: gr.EventData, gr_progress: gr.Progress = gr.Progress(), *args: Any) -> Any:
-        session = args[0]
+        shown, rest = args[0], args[1:]
         if getattr(evt, "target", None) is tabs:
             opened = evt._data.get("id") if isinstance(evt._data, dict) else None
             if opened != tab:
                 return unchanged(outputs)
-        elif tab_hidden(session, tab):
+        elif shown == "hidden":
             return unchanged(outputs)
-        return fn(*args, progress=gr_progress) if progress else fn(*args)
+        return fn(*rest, progress=gr_progress) if progress else fn(*rest)
 
     kwargs.setdefault("concurrency_limit", CONCURRENCY)
     kwargs.setdefault("trigger_mode", "always_last")
-    gr.on([*triggers, tabs.select], run, inputs, outputs, **kwargs)
+    gr.on([*triggers, tabs.select], run, [ctx.page_tab, *inputs], outputs, js=page_js, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,7 @@ class Context:
     query: gr.Dropdown
     models: ModelCache
     limits: Limits
+    page_tab: gr.Textbox  # hidden: "shown"/"hidden" from the page's script, "" from API callers
 
 
 # --- error handling ----------------------------------------------------------------------
@@ -461,6 +471,7 @@ def build_app(
             query=query,
             models=models,
             limits=limits,
+            page_tab=gr.Textbox("", visible=False),
         )
         with gr.Tabs(elem_id="ae-tabs") as tabs:
             with gr.Tab("Attention heads", id=HEADS_TAB):
@@ -1655,8 +1666,10 @@ def _wire_walkthrough(
         return {walk: _walkthrough(session, *args)}
 
     tab_listener(
+        ctx,
         tabs,
         WALK_TAB,
+        "ae-walk-tab",
         [component.change for component in triggers],
         show,
         inputs,

@@ -474,8 +474,10 @@ def _head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
         return {plot: fig, legend: head_types_legend(scores)}
 
     tab_listener(
+        ctx,
         tabs,
         TYPES_TAB,
+        "ae-types-tab",
         [ctx.analyzed.change],
         draw,
         [ctx.session],
@@ -736,8 +738,10 @@ def _lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
     }
 
     tab_listener(
+        ctx,
         tabs,
         LENS_TAB,
+        "ae-lens-tab",
         [ctx.analyzed.change, ctx.query.change],
         show,
         [ctx.session, ctx.query, cache],
