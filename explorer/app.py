@@ -178,11 +178,11 @@ def tab_listener(
     panel_js = json.dumps(panel)
     page_js = (
         f"(...args) => {{ const el = document.getElementById({panel_js}); "
-        "args[0] = el && el.offsetParent !== null ? 'shown' : 'hidden'; return args; }"
+        "args[args.length - 1] = el && el.offsetParent !== null ? 'shown' : 'hidden'; return args; }"
     )
 
     def run(evt: gr.EventData, gr_progress: gr.Progress = gr.Progress(), *args: Any) -> Any:
-        shown, rest = args[0], args[1:]
+        rest, shown = args[:-1], args[-1]  # last, so the API's parameters keep their places
         if getattr(evt, "target", None) is tabs:
             opened = evt._data.get("id") if isinstance(evt._data, dict) else None
             if opened != tab:
@@ -193,7 +193,7 @@ def tab_listener(
 
     kwargs.setdefault("concurrency_limit", CONCURRENCY)
     kwargs.setdefault("trigger_mode", "always_last")
-    gr.on([*triggers, tabs.select], run, [ctx.page_tab, *inputs], outputs, js=page_js, **kwargs)
+    gr.on([*triggers, tabs.select], run, [*inputs, ctx.page_tab], outputs, js=page_js, **kwargs)
 
 
 @dataclass(frozen=True)
