@@ -579,15 +579,6 @@ def train(args) -> None:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = make_model(args, len(tokenizer)).to(device)
-    if args.init_from:
-        # Carry on from a finished model (weights only: a new schedule and optimizer state).
-        from safetensors.torch import load_file
-
-        state = load_file(str(Path(args.init_from) / "model.safetensors"))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
-        model.tie_weights()
-        print(f"weights from {args.init_from}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     step, seen, seconds_before = 0, 0, 0.0
     ckpt = work / "checkpoint.pt"
@@ -734,7 +725,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share the token embedding with the LM head, as GPT-2 does",
     )
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--init-from", default=None, help="start from this saved model folder's weights")
     p.add_argument(
         "--induction-aux",
         type=float,
