@@ -16,7 +16,7 @@ from explorer.app import build_app, launch  # noqa: E402
 
 HOSTED = bool(os.environ.get("SPACE_ID")) or os.environ.get("EXPLORER_HOSTED", "") not in ("", "0", "false")
 
-demo = build_app(model=os.environ.get("EXPLORER_MODEL") or None, hosted=HOSTED)
+demo = build_app(model=os.environ.get("EXPLORER_MODEL") or None, hosted=HOSTED, load_in_background=True)
 
 if __name__ == "__main__":
     launch(

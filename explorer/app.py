@@ -31,7 +31,7 @@ from explorer.arithmetic import STEPS, Breakdown, breakdown
 from explorer.capture import Analysis, analyze, clean_text, display_tokens, tokenize
 from explorer.errors import ExplorerError, ModelLoadError
 from explorer.generation import TOP_K_SHOWN, GenerationSession, StepResult
-from explorer.loading import BUNDLED, LoadedModel, Progress, assets_dir, load_model
+from explorer.loading import BUNDLED, LoadedModel, ModelPlan, Progress, assets_dir, load_model, plan_model
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +106,44 @@ class ModelCache:
                 if key in self._models:
                     return self._models[key]
             loaded = self._loader(key, device=self.device, progress=progress)
-        self.put(key, loaded)
+            self.put(key, loaded)  # before another waiting request looks again
         return loaded
 
     def lock(self, loaded: LoadedModel) -> threading.Lock:
         with self._lock:
             return self._compute.setdefault(loaded.model, threading.Lock())
 
+    def ready(self, key: str) -> bool:
+        with self._lock:
+            return key in self._models
 
-def model_key(loaded: LoadedModel, asked: str | None) -> str:
+    def preload(self, key: str, source: str | None) -> threading.Thread:
+        """Load `source` as `key` on a thread of its own; requests that need it wait for it."""
+
+        def load() -> None:
+            try:
+                with self._load_lock:
+                    if self.ready(key):
+                        return
+                    self.put(key, self._loader(source, device=self.device))
+            except Exception:  # noqa: BLE001 - the first request that needs it loads again and says why
+                log.exception("loading %s in the background failed", key)
+
+        thread = threading.Thread(target=load, name="ae-preload", daemon=True)
+        thread.start()
+        return thread
+
+
+def model_key(loaded: LoadedModel | ModelPlan, asked: str | None) -> str:
     """The cache key and dropdown value for a model: what was asked for, or what it is."""
     if loaded.is_bundled:
         return BUNDLED
     return asked or loaded.name
+
+
+# Apps whose first model loads once the server answers (build_app(load_in_background=True)),
+# with the loading to start: see launch.
+_PRELOADS: weakref.WeakKeyDictionary[gr.Blocks, Callable[[], Any]] = weakref.WeakKeyDictionary()
 
 
 # --- per-session state -------------------------------------------------------------------
@@ -438,19 +463,29 @@ def build_app(
     loaded: LoadedModel | None = None,
     cache_size: int = 2,
     extra_tabs: Sequence[Callable[[Context], None]] = (),
+    load_in_background: bool = False,
 ) -> gr.Blocks:
     """The app, with `model` (see load_model) loaded and serving.
 
     `loaded` reuses an already loaded model; `extra_tabs` are called with the Context inside
-    the tab bar, after the built-in tabs, to add their own `gr.Tab`s.
+    the tab bar, after the built-in tabs, to add their own `gr.Tab`s. `load_in_background`
+    (a local model only) checks the model's folder now and loads it once `launch` has the
+    server answering: importing torch and transformers and reading the weights take longer
+    than building and serving the page, and a request that needs the model waits for it.
     """
     limits = Limits.for_mode(hosted)
     if hosted and model not in (None, *HOSTED_MODELS):
         raise ModelLoadError(f"In hosted mode only these models can be loaded: {', '.join(HOSTED_MODELS)}.")
-    models = ModelCache(device, capacity=cache_size)
-    first = loaded or load_model(model, device=device)
-    key = model_key(first, model)
-    models.put(key, first)
+    models = ModelCache(device, capacity=cache_size, loader=load_model)
+    plan = plan_model(model) if load_in_background and loaded is None else None
+    first: LoadedModel | ModelPlan
+    if plan is not None and plan.is_local:
+        first = plan
+        key = model_key(plan, model)
+    else:
+        first = loaded or load_model(model, device=device)
+        key = model_key(first, model)
+        models.put(key, first)
 
     with gr.Blocks(title="Attention Explorer", fill_width=True) as demo:
         session = gr.State(Session(model=key))
@@ -518,6 +553,8 @@ def build_app(
         _wire_export(ctx, exports)
         _wire_walkthrough(ctx, panels, gen, walk, bar["lang"], tabs)
         _wire_view_state(demo, ctx, panels, gen, bar, analysis_event)
+    if not models.ready(key):
+        _PRELOADS[demo] = lambda: models.preload(key, model)
         _free_on_close(demo)
     return demo
 
@@ -545,7 +582,7 @@ def _free_on_close(demo: gr.Blocks) -> None:
 # --- layout -------------------------------------------------------------------------------
 
 
-def _header(loaded: LoadedModel, key: str, limits: Limits) -> tuple[gr.Markdown, gr.Dropdown]:
+def _header(loaded: LoadedModel | ModelPlan, key: str, limits: Limits) -> tuple[gr.Markdown, gr.Dropdown]:
     with gr.Row(elem_id="ae-header", equal_height=True):
         with gr.Column(scale=3, min_width=360):
             gr.HTML(
@@ -572,14 +609,14 @@ def _header(loaded: LoadedModel, key: str, limits: Limits) -> tuple[gr.Markdown,
     return model_md, model_dd
 
 
-def _model_text(loaded: LoadedModel, limits: Limits) -> str:
+def _model_text(loaded: LoadedModel | ModelPlan, limits: Limits) -> str:
     return views.model_markdown(
         loaded.name,
         loaded.reason,
         loaded.n_layer,
         loaded.n_head,
         loaded.n_ctx,
-        loaded.device,
+        loaded.device if isinstance(loaded, LoadedModel) else "loading …",
         loaded.is_bundled,
         limits.hosted,
     )
@@ -1735,10 +1772,20 @@ def _wire_view_state(
         return out
 
     def analyze_if_prompt(*args: Any, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
-        prompt = args[0]
-        if not isinstance(prompt, str) or not prompt.strip():
-            return {ctx.status: ""}
-        return analysis_event["fn"](*args, progress=progress)
+        prompt, session = args[0], args[1]
+        if not ctx.models.ready(session.model):  # the server is still loading it (load_in_background)
+            progress(0.1, desc="Loading the model …")
+        # The page's header was built before the model loaded (see build_app): say what it is.
+        out = model_text(session)
+        if (
+            panels.model_md in out and isinstance(prompt, str) and prompt.strip()
+        ):  # else: why not, in the status
+            out |= analysis_event["fn"](*args, progress=progress)
+        return out
+
+    @guarded(status)
+    def model_text(session: Session) -> dict[Any, Any]:
+        return {ctx.status: "", panels.model_md: _model_text(ctx.models.get(session.model), ctx.limits)}
 
     @guarded(status)
     def select(session: Session, view: lecture.View | None, mean: bool) -> dict[Any, Any]:
@@ -1762,7 +1809,7 @@ def _wire_view_state(
     ).then(
         analyze_if_prompt,
         event["inputs"],
-        event["outputs"],
+        [*event["outputs"], panels.model_md],
         api_visibility="private",
         concurrency_limit=event["concurrency_limit"],
         concurrency_id=event["concurrency_id"],
@@ -2002,4 +2049,20 @@ def launch(
     # Our handlers turn their own errors into messages; this shows Gradio's own (an API call with
     # a setting that is not a number, say) as their text instead of a generic "see the server log".
     kwargs.setdefault("show_error", True)
-    return demo.launch(server_name=host, server_port=port, share=share, **launch_options(), **kwargs)
+    preload = _PRELOADS.pop(demo, None)
+    if preload is None:
+        return demo.launch(server_name=host, server_port=port, share=share, **launch_options(), **kwargs)
+    # The model loads once the server answers, so that the browser builds the page meanwhile.
+    block = not kwargs.pop("prevent_thread_lock", False)
+    result = demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        prevent_thread_lock=True,
+        **launch_options(),
+        **kwargs,
+    )
+    preload()
+    if block:
+        demo.block_thread()
+    return result

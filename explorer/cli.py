@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.errors import ExplorerError
 
     try:
-        demo = build_app(model=args.model, device=args.device, hosted=hosted)
+        demo = build_app(model=args.model, device=args.device, hosted=hosted, load_in_background=True)
     except ExplorerError as err:
         print(f"attention-explorer: {err}", file=sys.stderr)
         return 2

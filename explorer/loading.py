@@ -255,16 +255,40 @@ def resolve(source: str | os.PathLike | None) -> tuple[str, Path | str, str, boo
     return source, source, f"{source} was downloaded from the Hugging Face Hub.", True
 
 
-def load_model(
-    source: str | os.PathLike | None = None, device: str | None = None, progress: Progress | None = None
-) -> LoadedModel:
-    """Load a GPT-2 model and its tokenizer.
+@dataclass(frozen=True)
+class ModelPlan:
+    """What load_model would load, found without torch or the weights: a server can answer
+    (and a bad name fail) in the seconds that importing torch and transformers takes."""
 
-    source: None (gpt2 if cached locally, else the bundled demo model), "bundled", a hub id
-    (gpt2, distilgpt2, gpt2-medium, …) or a local checkpoint folder.
-    """
-    report = progress or (lambda fraction, message: None)
-    report(0.0, f"Resolving {source or 'the default model'} …")
+    name: str
+    where: Path | str  # a local folder, or a hub id to download
+    reason: str
+    needs_network: bool
+    config: dict = field(default_factory=dict, repr=False)  # config.json; {} until downloaded
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.where, Path)
+
+    @property
+    def is_bundled(self) -> bool:
+        return self.name == BUNDLED_NAME and self.where == bundled_path()
+
+    @property
+    def n_layer(self) -> int:
+        return int(self.config.get("n_layer", 0))
+
+    @property
+    def n_head(self) -> int:
+        return int(self.config.get("n_head", 0))
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.config.get("n_positions", 0))
+
+
+def plan_model(source: str | os.PathLike | None = None) -> ModelPlan:
+    """Resolve `source` and run every check that needs no weights read (see load_model)."""
     name, where, reason, needs_network = resolve(source)
     if needs_network and not hub_reachable():
         raise ModelLoadError(
@@ -277,8 +301,22 @@ def load_model(
             f"The bundled demo model has no weights in {where}: this install is incomplete. Train them "
             "with tools/train_demo_model.py, or load a GPT-2 checkpoint folder."
         )
-    if isinstance(where, Path):
-        check_folder(where)
+    config = check_folder(where) if isinstance(where, Path) else {}
+    return ModelPlan(name=name, where=where, reason=reason, needs_network=needs_network, config=config)
+
+
+def load_model(
+    source: str | os.PathLike | None = None, device: str | None = None, progress: Progress | None = None
+) -> LoadedModel:
+    """Load a GPT-2 model and its tokenizer.
+
+    source: None (gpt2 if cached locally, else the bundled demo model), "bundled", a hub id
+    (gpt2, distilgpt2, gpt2-medium, …) or a local checkpoint folder.
+    """
+    report = progress or (lambda fraction, message: None)
+    report(0.0, f"Resolving {source or 'the default model'} …")
+    plan = plan_model(source)
+    name, where, reason, needs_network = plan.name, plan.where, plan.reason, plan.needs_network
 
     import torch
     from transformers import AutoTokenizer, GPT2LMHeadModel
@@ -337,7 +375,7 @@ def load_model(
         tokenizer=tokenizer,
         name=name,
         reason=reason,
-        source=BUNDLED if name == BUNDLED_NAME and where == bundled_path() else str(where),
+        source=BUNDLED if plan.is_bundled else str(where),
         device=chosen,
         config=model.config.to_dict(),
     )

@@ -6,6 +6,7 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -251,3 +252,42 @@ def test_cli_help_runs() -> None:
     assert result.returncode == 0
     for flag in ("--model", "--host", "--port", "--share", "--device", "--hosted"):
         assert flag in result.stdout
+
+
+# --- a model loaded while the server already answers (the command line's way) -------------
+
+
+def test_a_model_loaded_in_the_background_serves_once_ready(tiny_path: Path, monkeypatch) -> None:
+    import threading
+    import time
+
+    import explorer.app as app_module
+
+    calls: list[tuple[str, str]] = []
+    real = app_module.load_model
+
+    def slow_load(source, device=None, progress=None):
+        calls.append((source, threading.current_thread().name))
+        time.sleep(1.0)  # requests made meanwhile wait for this load, not start their own
+        return real(source, device=device, progress=progress)
+
+    monkeypatch.setattr(app_module, "load_model", slow_load)
+    with serve(str(tiny_path), load_in_background=True) as (demo, url):
+        out = Client(url, verbose=False).predict(PROMPT, 0, 0, False, api_name="/analyze")
+        assert "Analyzed " in out[0] and f"with {tiny_path.name}:" in out[0]
+    assert calls == [(str(tiny_path), "ae-preload")]  # once, by the server as it started
+
+
+def test_a_model_that_fails_to_load_in_the_background_is_explained(tiny_path: Path, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(tiny_path, tmp_path / "broken"))
+    (folder / "model.safetensors").write_bytes(b"\x00not a safetensors file" * 64)
+    with serve(str(folder), load_in_background=True) as (demo, url):  # the folder looks complete
+        out = Client(url, verbose=False).predict(PROMPT, 0, 0, False, api_name="/analyze")
+    assert "could not be read" in out[0]
+
+
+def test_a_bad_model_name_fails_before_any_loading(tmp_path: Path) -> None:
+    from explorer.app import build_app
+
+    with pytest.raises(ModelLoadError, match="No model folder"):
+        build_app(model=str(tmp_path / "nothing-here"), device="cpu", load_in_background=True)

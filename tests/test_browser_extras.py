@@ -270,3 +270,41 @@ def test_phone_and_chinese_browser(browser: Any, app_url: str) -> None:
     p.close()
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px"
     assert width <= 390
+
+
+def test_a_page_opened_while_the_model_loads_waits_and_then_draws(
+    browser: Any, tiny_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`attention-explorer` serves the page before torch and the weights load (#5: the page
+    answered after ~7 s): the header names the model at once, the figures show that it loads,
+    and the example prompt is analyzed when it is ready."""
+    import threading
+
+    import explorer.app as app_module
+
+    x = expect()
+    loaded = threading.Event()
+    real = app_module.load_model
+
+    def slow_load(source: Any, device: Any = None, progress: Any = None) -> Any:
+        loaded.wait(60)  # held until the page has shown what it shows meanwhile
+        return real(source, device=device, progress=progress)
+
+    monkeypatch.setattr(app_module, "load_model", slow_load)
+    with serve(str(tiny_path), load_in_background=True) as (_, url):
+        p = Page(browser)
+        try:
+            p.page.goto(url)
+            model = p.page.locator("#ae-model")
+            x(model).to_contain_text(f"Model: {tiny_path.name}", timeout=T)
+            x(model).to_contain_text("loading …")
+            x(p.page.locator("#ae-overview")).to_contain_text("Loading the model", timeout=T)
+            screenshot(p.page, "cold-start-loading", full_page=False)
+            loaded.set()
+            x(p.page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
+            x(model).to_contain_text("· cpu")
+            x(model).not_to_contain_text("loading")
+            x(p.page.locator("#ae-overview .js-plotly-plot")).to_be_visible(timeout=T)
+        finally:
+            loaded.set()
+            p.close()

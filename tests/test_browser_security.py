@@ -79,7 +79,7 @@ def test_the_cli_is_hosted_when_asked_or_on_a_space(
     if space_id:
         monkeypatch.setenv("SPACE_ID", space_id)
     assert cli.main(argv) == 0
-    assert calls["build"] == {"model": None, "device": "auto", "hosted": hosted}
+    assert calls["build"] == {"model": None, "device": "auto", "hosted": hosted, "load_in_background": True}
     assert calls["launch"] == {"host": "127.0.0.1", "port": 7860, "share": False}
 
 
@@ -93,7 +93,7 @@ def test_the_space_entry_point_is_hosted_on_a_space_only(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
-    assert calls["build"] == {"model": None, "hosted": hosted}
+    assert calls["build"] == {"model": None, "hosted": hosted, "load_in_background": True}
     assert calls["launch"] == {"host": host, "port": 7860}  # a Space must listen on every address
 
 

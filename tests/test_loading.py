@@ -6,6 +6,8 @@ import json
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -343,3 +345,40 @@ def test_bundled_model_loads_eager_and_says_so(bundled):
     assert bundled.model.config._attn_implementation == "eager" and not bundled.model.training
     assert bundled.reason == "The bundled demo model was asked for."
     assert len(bundled.tokenizer) == bundled.model.config.vocab_size
+
+
+def test_a_plan_names_the_model_without_torch() -> None:
+    """What a server shows before the weights load (build_app(load_in_background=True)): found
+    without importing torch or transformers, which take seconds."""
+    code = (
+        "import sys; from explorer.loading import plan_model; p = plan_model('bundled'); "
+        "print(p.name, p.is_bundled, p.is_local, p.n_layer, p.n_head, p.n_ctx, "
+        "'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["demo-gpt2", "True", "True", "4", "8", "1024", "False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [("missing", "No model folder"), ("pickle", "has only pickle weights"), ("bert", "'bert' model")],
+)
+def test_a_plan_refuses_what_load_model_refuses(tiny_path, tmp_path, fault, says):
+    folder = shutil.copytree(tiny_path, tmp_path / "m")
+    if fault == "missing":
+        shutil.rmtree(folder)
+    elif fault == "pickle":
+        (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps(config | {"model_type": "bert"}))
+    for attempt in (loading.plan_model, load_model):
+        with pytest.raises(ModelLoadError, match=re.escape(says)):
+            attempt(str(folder))
+
+
+def test_a_plan_and_its_load_agree(tiny, tiny_path):
+    plan = loading.plan_model(str(tiny_path))
+    assert (plan.name, plan.reason, plan.is_bundled) == (tiny.name, tiny.reason, tiny.is_bundled)
+    assert (plan.n_layer, plan.n_head, plan.n_ctx) == (tiny.n_layer, tiny.n_head, tiny.n_ctx)
