@@ -553,9 +553,9 @@ def build_app(
         _wire_export(ctx, exports)
         _wire_walkthrough(ctx, panels, gen, walk, bar["lang"], tabs)
         _wire_view_state(demo, ctx, panels, gen, bar, analysis_event)
+        _free_on_close(demo)
     if not models.ready(key):
         _PRELOADS[demo] = lambda: models.preload(key, model)
-        _free_on_close(demo)
     return demo
 
 
@@ -1609,8 +1609,10 @@ def export_file(kind: str, session: Session, layer: Any, head: Any, query: Any) 
         query = _clamp(query, analysis.n_pos)
         if kind == "head_csv":
             stem, data = export.file_stem("attention", layer, head), export.head_csv(analysis, layer, head)
-        elif kind == "attention_npz":
-            stem, data = "attention-all", export.attention_npz(analysis)
+        elif kind == "attention_npz":  # written as it is made: the whole square is 604 MB for gpt2 at 1024
+            path = Path(_export_folder()) / "attention-all.npz"
+            export.write_attention_npz(analysis, path)
+            return str(path)
         elif kind == "report":
             stem = export.file_stem("report", layer, head, query)
             data = export.report_html(
