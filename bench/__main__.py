@@ -1,5 +1,5 @@
-"""`python -m bench`: run the benchmarks and print the table (also bench/results/latest.md and
-bench/RESULTS.md)."""
+"""`python -m bench`: run the benchmarks and print the table (also bench/results/latest.md, and
+on top of bench/RESULTS.md, above the notes of earlier runs)."""
 
 from __future__ import annotations
 
@@ -112,8 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         (common.RESULTS_DIR / "latest.md").write_text(report)
-        (common.BENCH_DIR / "RESULTS.md").write_text(report)
+        results = common.BENCH_DIR / "RESULTS.md"
+        results.write_text(with_latest_run(results.read_text() if results.exists() else "", report))
     return 0
+
+
+TITLE = "# Benchmark results\n"
+LATEST = "## Latest run\n"
+
+
+def with_latest_run(results: str, report: str) -> str:
+    """RESULTS.md with `report` as its latest run, on top; the notes below it (what each session
+    changed and measured, by hand) are kept."""
+    rest = results.removeprefix(TITLE).lstrip("\n")
+    if rest.startswith(LATEST):  # the previous latest run gives way
+        following = rest.find("\n## ", len(LATEST))
+        rest = rest[following + 1 :] if following >= 0 else ""
+    run = report.removeprefix(TITLE).strip("\n")
+    return f"{TITLE}\n{LATEST}\n{run}\n\n{rest}".rstrip("\n") + "\n"
 
 
 def render(rows: list, settings, seconds: float, argv: list[str] | None) -> str:
