@@ -1779,9 +1779,8 @@ def _wire_view_state(
             progress(0.1, desc="Loading the model …")
         # The page's header was built before the model loaded (see build_app): say what it is.
         out = model_text(session)
-        if (
-            panels.model_md in out and isinstance(prompt, str) and prompt.strip()
-        ):  # else: why not, in the status
+        loaded = panels.model_md in out  # if not, the status line says why
+        if loaded and isinstance(prompt, str) and prompt.strip():
             out |= analysis_event["fn"](*args, progress=progress)
         return out
 
