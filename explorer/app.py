@@ -469,9 +469,10 @@ def build_app(
 
     `loaded` reuses an already loaded model; `extra_tabs` are called with the Context inside
     the tab bar, after the built-in tabs, to add their own `gr.Tab`s. `load_in_background`
-    (a local model only) checks the model's folder now and loads it once `launch` has the
-    server answering: importing torch and transformers and reading the weights take longer
-    than building and serving the page, and a request that needs the model waits for it.
+    (a local model on the CPU or the automatic device) checks the model's folder now and loads
+    it once `launch` has the server answering: importing torch and transformers and reading the
+    weights take longer than building and serving the page, and a request that needs the model
+    waits for it.
     """
     limits = Limits.for_mode(hosted)
     if hosted and model not in (None, *HOSTED_MODELS):
@@ -479,7 +480,8 @@ def build_app(
     models = ModelCache(device, capacity=cache_size, loader=load_model)
     plan = plan_model(model) if load_in_background and loaded is None else None
     first: LoadedModel | ModelPlan
-    if plan is not None and plan.is_local:
+    # A device named outright may not exist here (only torch can tell): that load fails now.
+    if plan is not None and plan.is_local and device in (None, "auto", "cpu"):
         first = plan
         key = model_key(plan, model)
     else:

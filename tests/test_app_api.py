@@ -291,3 +291,17 @@ def test_a_bad_model_name_fails_before_any_loading(tmp_path: Path) -> None:
 
     with pytest.raises(ModelLoadError, match="No model folder"):
         build_app(model=str(tmp_path / "nothing-here"), device="cpu", load_in_background=True)
+
+
+def test_the_command_line_refuses_a_device_that_is_not_there(tiny_path: Path) -> None:
+    """Loading waits for the server only on the CPU or the automatic device: a named one that
+    this machine lacks still stops the command with a message, before it serves anything."""
+    result = subprocess.run(
+        [sys.executable, "-m", "explorer", "--model", str(tiny_path), "--device", "cuda:99"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"),
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Cannot run the model on the device 'cuda:99'" in result.stderr
