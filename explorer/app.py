@@ -1781,8 +1781,10 @@ def _wire_view_state(
             progress(0.1, desc="Loading the model …")
         # The page's header was built before the model loaded (see build_app): say what it is.
         out = model_text(session)
-        loaded = panels.model_md in out  # if not, the status line says why
-        if loaded and isinstance(prompt, str) and prompt.strip():
+        if panels.model_md not in out:  # the status line says why
+            name = views.esc(session.model)
+            return out | {panels.model_md: f"**Model: {name}** · could not be loaded (see the message below)"}
+        if isinstance(prompt, str) and prompt.strip():
             out |= analysis_event["fn"](*args, progress=progress)
         return out
 

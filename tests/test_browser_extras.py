@@ -308,3 +308,21 @@ def test_a_page_opened_while_the_model_loads_waits_and_then_draws(
         finally:
             loaded.set()
             p.close()
+
+
+def test_a_model_that_fails_to_load_after_the_server_answers_says_so(
+    browser: Any, tiny_path: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_path, tmp_path / "broken"))
+    (folder / "model.safetensors").write_bytes(b"\x00not a safetensors file" * 64)  # looks complete
+    with serve(str(folder), load_in_background=True) as (_, url):
+        p = Page(browser)
+        try:
+            p.page.goto(url)
+            expect()(p.page.locator("#ae-status")).to_contain_text("could not be read", timeout=T)
+            expect()(p.page.locator("#ae-model")).to_contain_text("could not be loaded")
+            expect()(p.page.locator("#ae-prompt textarea")).to_have_value(PROMPT)  # nothing typed is lost
+        finally:
+            p.close()
