@@ -96,7 +96,9 @@ class ModelCache:
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
 
-    def get(self, key: str, progress: Progress | None = None) -> LoadedModel:
+    def get(self, key: str, progress: Progress | None = None, source: str | None = "") -> LoadedModel:
+        """The model for `key`, loaded if it is not kept yet: from `source` where given (None is
+        load_model's default model), else from `key`."""
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -105,7 +107,7 @@ class ModelCache:
             with self._lock:
                 if key in self._models:
                     return self._models[key]
-            loaded = self._loader(key, device=self.device, progress=progress)
+            loaded = self._loader(key if source == "" else source, device=self.device, progress=progress)
             self.put(key, loaded)  # before another waiting request looks again
         return loaded
 
@@ -122,10 +124,7 @@ class ModelCache:
 
         def load() -> None:
             try:
-                with self._load_lock:
-                    if self.ready(key):
-                        return
-                    self.put(key, self._loader(source, device=self.device))
+                self.get(key, source=source)
             except Exception:  # noqa: BLE001 - the first request that needs it loads again and says why
                 log.exception("loading %s in the background failed", key)
 
