@@ -41,7 +41,7 @@ def time_rows(settings: Settings, loaded: Any, served: Served) -> tuple[list[Row
     import torch
 
     from explorer.app import detail, overview
-    from explorer.capture import analyze
+    from explorer.model.capture import analyze
 
     tab = Browserlike(served.url)
     replies: dict[int, Reply] = {}

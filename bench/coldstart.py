@@ -30,7 +30,7 @@ BUNDLED_SHAPE: dict[str, Any] = {"n_layer": 4, "n_head": 8, "n_embd": 128, "n_po
 
 def model_folder() -> tuple[Path, str]:
     """(checkpoint folder, what it is)."""
-    from explorer.loading import bundled_path
+    from explorer.model.loading import bundled_path
 
     bundled = bundled_path()
     if (bundled / "model.safetensors").is_file():

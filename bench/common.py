@@ -64,7 +64,7 @@ def gpt2_tokenizer() -> Any:
     """The bundled BPE, padded with placeholder tokens to GPT-2's 50257 ids."""
     from transformers import AutoTokenizer
 
-    from explorer.loading import bundled_path
+    from explorer.model.loading import bundled_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_path()))
     tokenizer.add_tokens([f"<|pad{i}|>" for i in range(GPT2_VOCAB - len(tokenizer))])
@@ -97,7 +97,7 @@ def gpt2_small_checkpoint() -> Path:
 @cache
 def gpt2_small() -> Any:
     """The benchmark model, loaded by the explorer's own load_model like any checkpoint."""
-    from explorer.loading import load_model
+    from explorer.model.loading import load_model
 
     return load_model(str(gpt2_small_checkpoint()), device="cpu")
 

@@ -50,8 +50,8 @@ def engine_peak(n_tokens: int) -> None:
     one (`python -m bench` after its 1024-token runs) would report its parent's size.
     """
 
-    from explorer.capture import analyze
     from explorer.figures import head_figure, overview_figure
+    from explorer.model.capture import analyze
 
     loaded = gpt2_small()
     loaded_peak = _status(os.getpid())["VmHWM"]

@@ -13,23 +13,23 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "explorer.loading",
-    "LoadedModel": "explorer.loading",
-    "analyze": "explorer.capture",
-    "Analysis": "explorer.capture",
-    "breakdown": "explorer.arithmetic",
-    "Breakdown": "explorer.arithmetic",
-    "STEPS": "explorer.arithmetic",
-    "GenerationSession": "explorer.generation",
-    "StepResult": "explorer.generation",
+    "load_model": "explorer.model.loading",
+    "LoadedModel": "explorer.model.loading",
+    "analyze": "explorer.model.capture",
+    "Analysis": "explorer.model.capture",
+    "breakdown": "explorer.analysis.arithmetic",
+    "Breakdown": "explorer.analysis.arithmetic",
+    "STEPS": "explorer.analysis.arithmetic",
+    "GenerationSession": "explorer.model.generation",
+    "StepResult": "explorer.model.generation",
     "ExplorerError": "explorer.errors",
     "ModelLoadError": "explorer.errors",
     "build_app": "explorer.app",
-    "head_scores": "explorer.heads",
-    "ablate": "explorer.ablation",
-    "head_importance": "explorer.ablation",
-    "logit_lens": "explorer.lens",
-    "compare": "explorer.comparison",
+    "head_scores": "explorer.analysis.heads",
+    "ablate": "explorer.analysis.ablation",
+    "head_importance": "explorer.analysis.ablation",
+    "logit_lens": "explorer.analysis.lens",
+    "compare": "explorer.analysis.comparison",
 }
 
 __all__ = [
@@ -54,16 +54,16 @@ __all__ = [
 assert sorted(__all__) == sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from explorer.ablation import ablate, head_importance
+    from explorer.analysis.ablation import ablate, head_importance
+    from explorer.analysis.arithmetic import STEPS, Breakdown, breakdown
+    from explorer.analysis.comparison import compare
+    from explorer.analysis.heads import head_scores
+    from explorer.analysis.lens import logit_lens
     from explorer.app import build_app
-    from explorer.arithmetic import STEPS, Breakdown, breakdown
-    from explorer.capture import Analysis, analyze
-    from explorer.comparison import compare
     from explorer.errors import ExplorerError, ModelLoadError
-    from explorer.generation import GenerationSession, StepResult
-    from explorer.heads import head_scores
-    from explorer.lens import logit_lens
-    from explorer.loading import LoadedModel, load_model
+    from explorer.model.capture import Analysis, analyze
+    from explorer.model.generation import GenerationSession, StepResult
+    from explorer.model.loading import LoadedModel, load_model
 
 
 def __getattr__(name: str) -> Any:

@@ -27,11 +27,19 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer import export, figures, lecture, views
-from explorer.arithmetic import STEPS, Breakdown, breakdown
-from explorer.capture import Analysis, analyze, clean_text, display_tokens, tokenize
+from explorer.analysis.arithmetic import STEPS, Breakdown, breakdown
 from explorer.errors import ExplorerError, ModelLoadError
-from explorer.generation import TOP_K_SHOWN, GenerationSession, StepResult
-from explorer.loading import BUNDLED, LoadedModel, ModelPlan, Progress, assets_dir, load_model, plan_model
+from explorer.model.capture import Analysis, analyze, clean_text, display_tokens, tokenize
+from explorer.model.generation import TOP_K_SHOWN, GenerationSession, StepResult
+from explorer.model.loading import (
+    BUNDLED,
+    LoadedModel,
+    ModelPlan,
+    Progress,
+    assets_dir,
+    load_model,
+    plan_model,
+)
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from explorer import __version__, arithmetic, figures, views
-from explorer.arithmetic import STEPS, Breakdown
-from explorer.capture import Analysis
-from explorer.generation import HistoryItem
+from explorer import __version__, figures, views
+from explorer.analysis import arithmetic
+from explorer.analysis.arithmetic import STEPS, Breakdown
+from explorer.model.capture import Analysis
+from explorer.model.generation import HistoryItem
 
 REPORT_MAX_POS = 256  # beyond this the report's head figure shows a window of query rows
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from explorer.pattern import CausalPattern
+from explorer.model.pattern import CausalPattern
 
 FONT_SIZE = 14
 TITLE_SIZE = 18

@@ -2,7 +2,7 @@
 
     build_insights_tabs(ctx, tabs) adds four `gr.Tab`s to the app's tab bar and wires them.
 
-Like app.py this module only lays out and wires: the numbers come from explorer.heads,
+Like app.py this module only lays out and wires: the numbers come from explorer.analysis.heads,
 ablation, lens and compare, the pictures from explorer.figures. Each tab follows the shared
 analysis through `ctx.analyzed`; head types are measured once per model and kept for every
 session, the rest is per session.
@@ -25,7 +25,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from explorer import figures, views
-from explorer.ablation import MODES, ablate, head_importance, head_name
+from explorer.analysis.ablation import MODES, ablate, head_importance, head_name
+from explorer.analysis.comparison import MAX_SWAPPED, Comparison, compare
+from explorer.analysis.heads import DESCRIPTIONS, LABELS, THRESHOLDS, head_scores, probe_for
+from explorer.analysis.lens import LogitLens, logit_lens
 from explorer.app import (
     CONCURRENCY,
     DETAIL_MAX_CELLS,
@@ -39,12 +42,9 @@ from explorer.app import (
     tab_listener,
     thin_ticks,
 )
-from explorer.capture import Analysis, analyze, clean_text
-from explorer.comparison import MAX_SWAPPED, Comparison, compare
 from explorer.errors import ExplorerError
-from explorer.heads import DESCRIPTIONS, LABELS, THRESHOLDS, head_scores, probe_for
-from explorer.lens import LogitLens, logit_lens
-from explorer.loading import LoadedModel
+from explorer.model.capture import Analysis, analyze, clean_text
+from explorer.model.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 

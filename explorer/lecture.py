@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from explorer.arithmetic import STEP_NAMES, Breakdown, softmax
-from explorer.capture import Analysis, display_tokens
-from explorer.generation import MIN_TEMPERATURE
+from explorer.analysis.arithmetic import STEP_NAMES, Breakdown, softmax
+from explorer.model.capture import Analysis, display_tokens
+from explorer.model.generation import MIN_TEMPERATURE
 from explorer.views import esc
 
 LANGS = ("en", "zh")

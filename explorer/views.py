@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explorer.arithmetic import STEPS, Breakdown, Step
+from explorer.analysis.arithmetic import STEPS, Breakdown, Step
 
 DECIMALS = 4
 VECTOR_DIMS = 12  # dims shown of a single vector

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.loading import bundled_path
+from explorer.model.loading import bundled_path
 
 BUNDLED_READY = (bundled_path() / "model.safetensors").is_file()
 needs_bundled = pytest.mark.skipif(not BUNDLED_READY, reason="the bundled demo model is not trained yet")

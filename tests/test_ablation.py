@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import explorer.ablation as ablation
+import explorer.analysis.ablation as ablation
 from explorer import analyze
-from explorer.ablation import ablate, ablated_logits, head_importance, summarise
-from explorer.arithmetic import decode, gelu, layer_norm, softmax
+from explorer.analysis.ablation import ablate, ablated_logits, head_importance, summarise
+from explorer.analysis.arithmetic import decode, gelu, layer_norm, softmax
 from explorer.errors import ExplorerError
 
 IOI = "When Mary and John went to the store, John gave a drink to"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from browser_util import array, plot, serve
 
-from explorer.arithmetic import STEPS
+from explorer.analysis.arithmetic import STEPS
 from explorer.errors import ModelLoadError
 
 pytest.importorskip("gradio_client")

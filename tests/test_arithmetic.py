@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from explorer import ExplorerError, analyze, breakdown
-from explorer.arithmetic import STEP_NAMES, STEPS, Breakdown, decode, layer_norm, softmax
-from explorer.loading import LoadedModel
+from explorer.analysis.arithmetic import STEP_NAMES, STEPS, Breakdown, decode, layer_norm, softmax
+from explorer.model.loading import LoadedModel
 
 TEXT = "When Mary and John went to the store, John gave a drink to Mary.\nThe end"
 TOLERANCE = 1e-5

@@ -80,7 +80,7 @@ def generated(page: Any) -> int:
 def test_report_renders_offline_and_runs_no_injected_script(browser: Any, tiny, tmp_path: Path) -> None:
     from explorer import analyze
     from explorer.export import export_report
-    from explorer.generation import GenerationSession
+    from explorer.model.generation import GenerationSession
 
     analysis = analyze(tiny, XSS)
     gen = GenerationSession(tiny, XSS, seed=1)

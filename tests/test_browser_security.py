@@ -16,7 +16,7 @@ from browser_util import expect, serve
 import explorer.app as app_module
 from explorer import cli
 from explorer.app import HOSTED_MODELS, Limits, Session
-from explorer.capture import display_tokens
+from explorer.model.capture import display_tokens
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from explorer import ExplorerError, analyze
-from explorer.capture import clean_text, display_token, token_bytes
+from explorer.model.capture import clean_text, display_token, token_bytes
 
 TEXT = "When Mary and John went to the store,\nJohn gave a drink to\tMary. 🙂 Ünïcode"
 

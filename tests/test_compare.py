@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from explorer import analyze
-from explorer.arithmetic import softmax
-from explorer.comparison import compare
+from explorer.analysis.arithmetic import softmax
+from explorer.analysis.comparison import compare
 from explorer.errors import ExplorerError
 from explorer.figures import difference_figure
 

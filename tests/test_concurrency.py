@@ -22,8 +22,8 @@ from browser_util import serve
 
 from explorer import GenerationSession
 from explorer.app import KEPT_STEPS, ModelCache, Session, _remember
-from explorer.capture import display_tokens
-from explorer.generation import StepResult
+from explorer.model.capture import display_tokens
+from explorer.model.generation import StepResult
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from explorer import analyze, breakdown
-from explorer.arithmetic import STEP_NAMES
+from explorer.analysis.arithmetic import STEP_NAMES
 from explorer.export import (
     HEAD_COLUMNS,
     HISTORY_COLUMNS,
@@ -25,7 +25,7 @@ from explorer.export import (
     history_csv,
     history_json,
 )
-from explorer.generation import GenerationSession
+from explorer.model.generation import GenerationSession
 
 TEXT = 'When Mary and John went to the store, "John" gave a drink to <b>Mary</b> 1,2'
 XSS = "<img src=x onerror=alert(1)> </script><script>alert(2)</script> and more"
@@ -84,7 +84,7 @@ def test_the_npz_goes_out_a_layer_at_a_time(analysis, tmp_path: Path) -> None:
     import tracemalloc
 
     from explorer.export import write_attention_npz
-    from explorer.pattern import CausalPattern
+    from explorer.model.pattern import CausalPattern
 
     # 8 layers × 8 heads × 384²: 38 MB as the square, 4.7 MB a layer.
     square = np.random.default_rng(0).random((8, 8, 384, 384), dtype=np.float32)

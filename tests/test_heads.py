@@ -11,9 +11,7 @@ import pandas as pd
 import pytest
 
 from explorer import analyze
-from explorer.errors import ExplorerError
-from explorer.figures import HEAD_SCORES, head_types_figure
-from explorer.heads import (
+from explorer.analysis.heads import (
     MIXED,
     PROSE,
     SCORE_COLUMNS,
@@ -24,7 +22,9 @@ from explorer.heads import (
     make_probes,
     probe_for,
 )
-from explorer.loading import bundled_path
+from explorer.errors import ExplorerError
+from explorer.figures import HEAD_SCORES, head_types_figure
+from explorer.model.loading import bundled_path
 
 SPAN = 10
 

@@ -92,11 +92,11 @@ def test_head_card_names_the_type(label: str, phrase: str) -> None:
 
 def test_the_issue_7_entry_points_are_exported() -> None:
     import explorer
-    import explorer.comparison  # importing the submodule must not hide the function
+    import explorer.analysis.comparison  # importing the submodule must not hide the function
 
     for name in ("head_scores", "ablate", "head_importance", "logit_lens", "compare"):
         assert name in explorer.__all__ and callable(getattr(explorer, name))
-    assert explorer.compare is explorer.comparison.compare
+    assert explorer.compare is explorer.analysis.comparison.compare
 
 
 # --- the API --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 from transformers import DynamicCache
 
 from explorer import GenerationSession
-from explorer.kv_cache import BlockCache, capacity
+from explorer.model.kv_cache import BlockCache, capacity
 
 N_LAYER, MAX_LEN, GROW = 2, 20, 4
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from explorer import analyze, breakdown
-from explorer.arithmetic import STEP_NAMES
+from explorer.analysis.arithmetic import STEP_NAMES
 from explorer.lecture import (
     LABELS,
     LANGS,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import explorer.lens as lens_module
+import explorer.analysis.lens as lens_module
 from explorer import analyze
-from explorer.arithmetic import decode, softmax
-from explorer.capture import display_tokens
+from explorer.analysis.arithmetic import decode, softmax
+from explorer.analysis.lens import logit_lens
 from explorer.errors import ExplorerError
 from explorer.figures import logit_lens_figure
-from explorer.lens import logit_lens
+from explorer.model.capture import display_tokens
 
 TEXT = "The keeper climbed the stairs, checked the lamp, and wrote a few lines in a book."
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-import explorer.loading as loading
+import explorer.model.loading as loading
 from explorer import ExplorerError, ModelLoadError, load_model
 
 SOURCE_DIR = Path(loading.__file__).resolve().parent
@@ -351,7 +351,7 @@ def test_a_plan_names_the_model_without_torch() -> None:
     """What a server shows before the weights load (build_app(load_in_background=True)): found
     without importing torch or transformers, which take seconds."""
     code = (
-        "import sys; from explorer.loading import plan_model; p = plan_model('bundled'); "
+        "import sys; from explorer.model.loading import plan_model; p = plan_model('bundled'); "
         "print(p.name, p.is_bundled, p.is_local, p.n_layer, p.n_head, p.n_ctx, "
         "'torch' in sys.modules, 'transformers' in sys.modules)"
     )

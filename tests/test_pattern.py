@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.pattern import CausalPattern, row_starts
+from explorer.model.pattern import CausalPattern, row_starts
 
 N_LAYER, N_HEAD, N_POS = 3, 4, 7
 AHEAD = np.triu(np.ones((N_POS, N_POS), dtype=bool), k=1)

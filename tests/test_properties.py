@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import explorer.loading as loading
+import explorer.model.loading as loading
 from explorer import ExplorerError, GenerationSession, analyze, breakdown, load_model
-from explorer.capture import clean_text, display_token
+from explorer.model.capture import clean_text, display_token
 
 
 def fuzz(max_examples: int):

@@ -22,7 +22,7 @@ from browser_util import CHROMIUM_ARGS, require_chromium, serve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import explorer.generation as generation
+import explorer.model.generation as generation
 from explorer.app import Session
 
 pytest.importorskip("gradio_client")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from explorer import views
-from explorer.arithmetic import STEP_NAMES, STEPS, breakdown
-from explorer.capture import analyze
+from explorer.analysis.arithmetic import STEP_NAMES, STEPS, breakdown
+from explorer.model.capture import analyze
 
 HOSTILE = "<img src=x onerror=alert(1)>${alert(2)}{{x}}`"
 

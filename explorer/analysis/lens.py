@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from explorer.capture import Analysis, display_tokens, layer_norm
 from explorer.errors import ExplorerError
+from explorer.model.capture import Analysis, display_tokens, layer_norm
 
 # Logits decoded per matmul: keeps one chunk near 64 MB whatever the vocabulary.
 CHUNK_LOGITS = 2**24

@@ -16,8 +16,8 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from explorer.capture import Analysis, display_tokens, layer_norm
 from explorer.errors import ExplorerError
+from explorer.model.capture import Analysis, display_tokens, layer_norm
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ def assets_dir() -> Path:
     """`assets/` beside the package (a checkout) or inside it (an installed wheel)."""
     if env := os.environ.get("EXPLORER_ASSETS"):
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "assets", here.parent / "assets"):
+    package = Path(__file__).resolve().parent.parent  # explorer/
+    for candidate in (package / "assets", package.parent / "assets"):
         if candidate.is_dir():
             return candidate
-    return here.parent / "assets"
+    return package.parent / "assets"
 
 
 def bundled_path() -> Path:

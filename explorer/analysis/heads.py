@@ -25,9 +25,9 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from explorer.capture import Analysis
 from explorer.errors import ExplorerError
-from explorer.loading import LoadedModel
+from explorer.model.capture import Analysis
+from explorer.model.loading import LoadedModel
 
 # A head's type is the one whose score clears its threshold; among previous_token, induction
 # and duplicate_token the highest score wins. first_token is a label only when none of those

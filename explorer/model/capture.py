@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from explorer.errors import ExplorerError
-from explorer.loading import LoadedModel, ModelWeights
-from explorer.pattern import CausalPattern
+from explorer.model.loading import LoadedModel, ModelWeights
+from explorer.model.pattern import CausalPattern
 
 # How whitespace and control characters are drawn so that a reader can see them.
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}

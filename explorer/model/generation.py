@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explorer.capture import clean_text, display_tokens, tokenize
 from explorer.errors import ExplorerError
-from explorer.loading import LoadedModel
+from explorer.model.capture import clean_text, display_tokens, tokenize
+from explorer.model.loading import LoadedModel
 
 TOP_K_SHOWN = 10
 # Below this a temperature acts as 0: dividing logits by it would overflow to inf and NaN.
@@ -92,7 +92,7 @@ class GenerationSession:
     ) -> None:
         import torch
 
-        from explorer.kv_cache import BlockCache
+        from explorer.model.kv_cache import BlockCache
 
         self.loaded = loaded
         self.model = loaded.model

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explorer.capture import display_tokens, tokenize
 from explorer.errors import ExplorerError
-from explorer.loading import LoadedModel
+from explorer.model.capture import display_tokens, tokenize
+from explorer.model.loading import LoadedModel
 
 MODES = ("zero", "mean")
 Head = tuple[int, int]  # (layer, head)

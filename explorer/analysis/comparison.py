@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from explorer.capture import Analysis, display_tokens
 from explorer.errors import ExplorerError
+from explorer.model.capture import Analysis, display_tokens
 
 MAX_SWAPPED = 10
 
