@@ -86,7 +86,7 @@ class HeadTypes:
 def head_types_legend(scores: pd.DataFrame) -> str:
     """Every type: its colour in the grid, how many heads have it, what it means, how it is scored."""
     counts = Counter(scores["label"].astype(str))
-    colours = figures._label_colours(list(counts))
+    colours = figures.summaries._label_colours(list(counts))
     rows = []
     for label in LABELS:
         n = counts.get(label, 0)
@@ -194,7 +194,7 @@ def importance_figure(ranked: pd.DataFrame, shown: int = IMPORTANCE_SHOWN) -> go
     """The heads whose removal moves the target most, largest at top; blue where the head helped."""
     top = ranked.head(shown)
     delta = top["delta"].to_numpy(dtype=np.float32)
-    target = figures._esc_text(str(ranked["target"].iloc[0]))
+    target = figures.base._esc_text(str(ranked["target"].iloc[0]))
     fig = go.Figure(
         go.Bar(
             x=delta,
@@ -295,7 +295,7 @@ def lens_figure(view: LensView, pos: int) -> go.Figure:
     heat = fig.data[0]
     # Long guesses are cut in the cells (the hover has them whole); cut before escaping, not inside an entity.
     heat.text = [
-        figures._esc([t if len(t) <= LENS_CELL_CHARS else t[: LENS_CELL_CHARS - 1] + "…" for t in row])
+        figures.base._esc([t if len(t) <= LENS_CELL_CHARS else t[: LENS_CELL_CHARS - 1] + "…" for t in row])
         for row in guesses
     ]
     heat.x = np.arange(lo, lo + n_pos)

@@ -1,0 +1,81 @@
+"""Pure Plotly figure builders, one module per family (base, heads, steps, generation, summaries): numpy arrays and token strings in, `go.Figure` out.
+
+Token strings come from users, and Plotly renders pseudo-HTML (`<b>`, `<br>`, `<a href>`) in
+tick labels, titles, hover text and annotations, so every piece of user text passes through
+`_esc` first. Caller-supplied titles and labels are plain text and are escaped too.
+
+Arrays go in as float32 or small integers: Plotly serialises numpy arrays as base64, so the
+payload stays compact. Each figure's `layout.meta` is a short slug for naming downloads.
+"""
+
+from __future__ import annotations
+
+from explorer.figures.base import (
+    FONT_SIZE,
+    TITLE_SIZE,
+    MAX_TICK_LABELS,
+    SEQUENTIAL,
+    DIVERGING,
+    OKABE_ITO,
+    NEUTRAL,
+    HIGHLIGHT,
+    OVERVIEW_MAX_Z_CELLS,
+    HOVER_MAX_CELLS,
+    HEAD_SCORES,
+    UNLABELLED,
+    _NOT_CARTESIAN,
+    _AXIS_STYLE,
+    message_figure,
+)
+from explorer.figures.heads import (
+    downsample,
+    overview_tile,
+    overview_cell_to_head,
+    overview_figure,
+    head_figure,
+    difference_figure,
+    attention_row_figure,
+)
+from explorer.figures.steps import (
+    vector_figure,
+    scores_figure,
+)
+from explorer.figures.generation import (
+    distribution_figure,
+    timeline_figure,
+)
+from explorer.figures.summaries import (
+    logit_lens_figure,
+    head_types_figure,
+)
+
+__all__ = [
+    "DIVERGING",
+    "FONT_SIZE",
+    "HEAD_SCORES",
+    "HIGHLIGHT",
+    "HOVER_MAX_CELLS",
+    "MAX_TICK_LABELS",
+    "NEUTRAL",
+    "OKABE_ITO",
+    "OVERVIEW_MAX_Z_CELLS",
+    "SEQUENTIAL",
+    "TITLE_SIZE",
+    "UNLABELLED",
+    "_AXIS_STYLE",
+    "_NOT_CARTESIAN",
+    "attention_row_figure",
+    "difference_figure",
+    "distribution_figure",
+    "downsample",
+    "head_figure",
+    "head_types_figure",
+    "logit_lens_figure",
+    "message_figure",
+    "overview_cell_to_head",
+    "overview_figure",
+    "overview_tile",
+    "scores_figure",
+    "timeline_figure",
+    "vector_figure",
+]
