@@ -11,42 +11,40 @@ payload stays compact. Each figure's `layout.meta` is a short slug for naming do
 from __future__ import annotations
 
 from explorer.figures.base import (
-    FONT_SIZE,
-    TITLE_SIZE,
-    MAX_TICK_LABELS,
-    SEQUENTIAL,
     DIVERGING,
-    OKABE_ITO,
-    NEUTRAL,
-    HIGHLIGHT,
-    OVERVIEW_MAX_Z_CELLS,
-    HOVER_MAX_CELLS,
+    FONT_SIZE,
     HEAD_SCORES,
+    HIGHLIGHT,
+    HOVER_MAX_CELLS,
+    MAX_TICK_LABELS,
+    NEUTRAL,
+    OKABE_ITO,
+    OVERVIEW_MAX_Z_CELLS,
+    SEQUENTIAL,
+    TITLE_SIZE,
     UNLABELLED,
-    _NOT_CARTESIAN,
-    _AXIS_STYLE,
     message_figure,
-)
-from explorer.figures.heads import (
-    downsample,
-    overview_tile,
-    overview_cell_to_head,
-    overview_figure,
-    head_figure,
-    difference_figure,
-    attention_row_figure,
-)
-from explorer.figures.steps import (
-    vector_figure,
-    scores_figure,
 )
 from explorer.figures.generation import (
     distribution_figure,
     timeline_figure,
 )
+from explorer.figures.heads import (
+    attention_row_figure,
+    difference_figure,
+    downsample,
+    head_figure,
+    overview_cell_to_head,
+    overview_figure,
+    overview_tile,
+)
+from explorer.figures.steps import (
+    scores_figure,
+    vector_figure,
+)
 from explorer.figures.summaries import (
-    logit_lens_figure,
     head_types_figure,
+    logit_lens_figure,
 )
 
 __all__ = [
@@ -62,8 +60,6 @@ __all__ = [
     "SEQUENTIAL",
     "TITLE_SIZE",
     "UNLABELLED",
-    "_AXIS_STYLE",
-    "_NOT_CARTESIAN",
     "attention_row_figure",
     "difference_figure",
     "distribution_figure",
