@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-BENCHES = ("analyze", "bytes", "steps", "browser", "coldstart", "memory")
+BENCHES = ("analyze", "bytes", "steps", "browser", "attribution", "coldstart", "memory")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             if "browser" in chosen:
                 log("browser: Analyze in Chromium against bertviz's page")
                 rows += guarded("browser", lambda: browser.rows(settings, loaded, app.url), [])
+    if "attribution" in chosen:
+        from bench import attribution
+
+        log("attribution: logit_attribution against analyze")
+        rows += guarded("attribution", lambda: attribution.rows(settings, common.gpt2_small()), [])
     if "coldstart" in chosen:
         from bench import coldstart
 

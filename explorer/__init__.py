@@ -29,12 +29,16 @@ _EXPORTS = {
     "ablate": "explorer.analysis.ablation",
     "head_importance": "explorer.analysis.ablation",
     "logit_lens": "explorer.analysis.lens",
+    "logit_attribution": "explorer.analysis.attribution",
+    "head_source_attribution": "explorer.analysis.attribution",
+    "Attribution": "explorer.analysis.attribution",
     "compare": "explorer.analysis.comparison",
 }
 
 __all__ = [
     "STEPS",
     "Analysis",
+    "Attribution",
     "Breakdown",
     "ExplorerError",
     "GenerationSession",
@@ -48,7 +52,9 @@ __all__ = [
     "compare",
     "head_importance",
     "head_scores",
+    "head_source_attribution",
     "load_model",
+    "logit_attribution",
     "logit_lens",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
@@ -56,6 +62,7 @@ assert sorted(__all__) == sorted(_EXPORTS)
 if TYPE_CHECKING:
     from explorer.analysis.ablation import ablate, head_importance
     from explorer.analysis.arithmetic import STEPS, Breakdown, breakdown
+    from explorer.analysis.attribution import Attribution, head_source_attribution, logit_attribution
     from explorer.analysis.comparison import compare
     from explorer.analysis.heads import head_scores
     from explorer.analysis.lens import logit_lens

@@ -1,4 +1,4 @@
-"""Pure Plotly figure builders, one module per family (base, heads, steps, generation, summaries): numpy arrays and token strings in, `go.Figure` out.
+"""Pure Plotly figure builders, one module per family (base, heads, steps, generation, summaries, attribution): numpy arrays and token strings in, `go.Figure` out.
 
 Token strings come from users, and Plotly renders pseudo-HTML (`<b>`, `<br>`, `<a href>`) in
 tick labels, titles, hover text and annotations, so every piece of user text passes through
@@ -10,6 +10,11 @@ payload stays compact. Each figure's `layout.meta` is a short slug for naming do
 
 from __future__ import annotations
 
+from explorer.figures.attribution import (
+    attribution_bars_figure,
+    attribution_flow_figure,
+    attribution_heads_figure,
+)
 from explorer.figures.base import (
     DIVERGING,
     FONT_SIZE,
@@ -61,6 +66,9 @@ __all__ = [
     "TITLE_SIZE",
     "UNLABELLED",
     "attention_row_figure",
+    "attribution_bars_figure",
+    "attribution_flow_figure",
+    "attribution_heads_figure",
     "difference_figure",
     "distribution_figure",
     "downsample",
