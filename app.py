@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from explorer.app import build_app, launch  # noqa: E402
+from explorer.ui import build_app, launch  # noqa: E402
 
 HOSTED = bool(os.environ.get("SPACE_ID")) or os.environ.get("EXPLORER_HOSTED", "") not in ("", "0", "false")
 

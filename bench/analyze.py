@@ -3,7 +3,7 @@ against bertviz's model_view.
 
 The goal's candidate is the issue's list, done with the app's own code in this process:
 tokenize, the forward pass with capture (`analyze`), the overview and one head's figure
-(`explorer.app.overview` and `detail`, as the Analyze event builds them) and their JSON, as
+(`explorer.figures.analysis_overview` and `head_detail`, as the Analyze event builds them) and their JSON, as
 gr.Plot serialises them. The app's whole `analyze` event over HTTP, which also fills the
 step-by-step panels and goes through Gradio's queue and event stream, is timed alongside as
 information. The baseline is `model(ids, output_attentions=True)` on the same model and tokens,
@@ -40,7 +40,8 @@ def overview_goal(n_tokens: int) -> float:
 def time_rows(settings: Settings, loaded: Any, served: Served) -> tuple[list[Row], dict[int, Reply]]:
     import torch
 
-    from explorer.app import detail, overview
+    from explorer.figures import analysis_overview as overview
+    from explorer.figures import head_detail as detail
     from explorer.model.capture import analyze
 
     tab = Browserlike(served.url)

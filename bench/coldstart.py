@@ -92,7 +92,7 @@ def one_start(browser, folder: Path) -> tuple[float, float]:
     return answered, drawn
 
 
-IMPORTS = "import explorer.app, torch; from transformers import GPT2LMHeadModel"
+IMPORTS = "import explorer.ui, torch; from transformers import GPT2LMHeadModel"
 
 
 def import_seconds() -> float:

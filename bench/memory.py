@@ -36,7 +36,7 @@ def _status(pid: int) -> dict[str, int]:
 
 
 def serve(port: int) -> None:
-    from explorer.app import build_app, launch
+    from explorer.ui import build_app, launch
 
     demo = build_app(loaded=gpt2_small())
     launch(demo, port=port, quiet=True)

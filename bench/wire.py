@@ -36,7 +36,7 @@ class Served:
 @contextmanager
 def served(loaded: Any) -> Iterator[Served]:
     """build_app around an already loaded model, launched in this process on a free port."""
-    from explorer.app import build_app, launch
+    from explorer.ui import build_app, launch
 
     demo = build_app(loaded=loaded)
     port = free_port()

@@ -24,7 +24,8 @@ _EXPORTS = {
     "StepResult": "explorer.model.generation",
     "ExplorerError": "explorer.errors",
     "ModelLoadError": "explorer.errors",
-    "build_app": "explorer.app",
+    "build_app": "explorer.ui",
+    "export_report": "explorer.export",
     "head_scores": "explorer.analysis.heads",
     "ablate": "explorer.analysis.ablation",
     "head_importance": "explorer.analysis.ablation",
@@ -50,6 +51,7 @@ __all__ = [
     "breakdown",
     "build_app",
     "compare",
+    "export_report",
     "head_importance",
     "head_scores",
     "head_source_attribution",
@@ -66,11 +68,12 @@ if TYPE_CHECKING:
     from explorer.analysis.comparison import compare
     from explorer.analysis.heads import head_scores
     from explorer.analysis.lens import logit_lens
-    from explorer.app import build_app
     from explorer.errors import ExplorerError, ModelLoadError
+    from explorer.export import export_report
     from explorer.model.capture import Analysis, analyze
     from explorer.model.generation import GenerationSession, StepResult
     from explorer.model.loading import LoadedModel, load_model
+    from explorer.ui import build_app
 
 
 def __getattr__(name: str) -> Any:

@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     hosted = args.hosted or bool(os.environ.get("SPACE_ID"))
 
-    from explorer.app import build_app, launch
     from explorer.errors import ExplorerError
+    from explorer.ui import build_app, launch
 
     try:
         demo = build_app(model=args.model, device=args.device, hosted=hosted, load_in_background=True)

@@ -56,7 +56,7 @@ def serve(model: str | None = None, **build: Any) -> Iterator[tuple[Any, str]]:
     """Build and launch the app in this process (its own server thread); yields (demo, url)."""
     import gradio.networking
 
-    from explorer.app import build_app, launch
+    from explorer.ui import build_app, launch
 
     demo = build_app(model=model, device="cpu", **build)
     port = free_port()

@@ -261,7 +261,7 @@ def test_a_model_loaded_in_the_background_serves_once_ready(tiny_path: Path, mon
     import threading
     import time
 
-    import explorer.app as app_module
+    import explorer.ui.shell as app_module
 
     calls: list[tuple[str, str]] = []
     real = app_module.load_model
@@ -287,7 +287,7 @@ def test_a_model_that_fails_to_load_in_the_background_is_explained(tiny_path: Pa
 
 
 def test_a_bad_model_name_fails_before_any_loading(tmp_path: Path) -> None:
-    from explorer.app import build_app
+    from explorer.ui import build_app
 
     with pytest.raises(ModelLoadError, match="No model folder"):
         build_app(model=str(tmp_path / "nothing-here"), device="cpu", load_in_background=True)

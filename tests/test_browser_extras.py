@@ -280,7 +280,7 @@ def test_a_page_opened_while_the_model_loads_waits_and_then_draws(
     and the example prompt is analyzed when it is ready."""
     import threading
 
-    import explorer.app as app_module
+    import explorer.ui.shell as app_module
 
     x = expect()
     loaded = threading.Event()

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from browser_util import expect, serve
 
-import explorer.app as app_module
+import explorer.ui as app_module
 from explorer import cli
-from explorer.app import HOSTED_MODELS, Limits, Session
 from explorer.model.capture import display_tokens
+from explorer.ui.state import HOSTED_MODELS, Limits, Session
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402

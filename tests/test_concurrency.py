@@ -21,9 +21,9 @@ import pytest
 from browser_util import serve
 
 from explorer import GenerationSession
-from explorer.app import KEPT_STEPS, ModelCache, Session, _remember
 from explorer.model.capture import display_tokens
 from explorer.model.generation import StepResult
+from explorer.ui.state import KEPT_STEPS, ModelCache, Session, remember
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
@@ -152,7 +152,7 @@ def test_a_session_keeps_a_bounded_number_of_steps_without_their_attention_rows(
     for position in range(3 * KEPT_STEPS):
         row = np.full((2, 3, position + 1), 1 / (position + 1), dtype=np.float32)  # [layer, head, key]
         table = pd.DataFrame({"token": ["a"], "token_id": [0], "prob": [1.0]})
-        _remember(session, StepResult(position, 0, "a", "a", 1.0, 1.0, table, table, 0.0, row, False, None))
+        remember(session, StepResult(position, 0, "a", "a", 1.0, 1.0, table, table, 0.0, row, False, None))
     assert KEPT_STEPS == 64
     assert sorted(session.steps) == list(range(2 * KEPT_STEPS, 3 * KEPT_STEPS))
     # The row shown is always the newest token's, which the generation keeps (last_pattern).

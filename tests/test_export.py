@@ -209,10 +209,10 @@ def test_the_apps_export_buttons_write_the_sessions_numbers(tiny, tiny_path) -> 
 
 
 def test_app_export_folders_are_pruned_and_live_under_one_root() -> None:
-    from explorer import app
+    from explorer.ui import export_tab as app
 
-    folders = [Path(app._export_folder()) for _ in range(app._EXPORTS_KEPT + 8)]
+    folders = [Path(app.export_folder()) for _ in range(app.EXPORTS_KEPT + 8)]
     root = folders[0].parent
     assert all(f.parent == root for f in folders)
-    assert len(list(root.iterdir())) <= app._EXPORTS_KEPT
+    assert len(list(root.iterdir())) <= app.EXPORTS_KEPT
     assert folders[-1].is_dir() and not folders[0].exists()

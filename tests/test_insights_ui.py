@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from browser_util import array, plot
 
-import explorer.insights_ui as insights_ui
+import explorer.insight_views as insight_views
+import explorer.ui.head_types_tab as head_types_tab
 from explorer import ablate, analyze, compare, head_importance, head_scores, logit_lens
 from explorer.errors import ExplorerError
-from explorer.insights_ui import LensView, lens_table, lens_window, parse_heads, swap_names
+from explorer.figures import HEAD_SCORES
+from explorer.insight_views import LensView, lens_table, lens_window, parse_heads, swap_names
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
@@ -55,13 +57,13 @@ def test_swap_names_swaps_every_occurrence_of_the_first_two_names() -> None:
 def test_lens_window(n_rows: int, n_pos: int, pos: int, expected: tuple[int, int]) -> None:
     lo, hi = lens_window(n_rows, n_pos, pos)
     assert (lo, hi) == expected
-    assert lo <= pos < hi and (hi - lo) * n_rows <= max(insights_ui.LENS_CELLS, 16 * n_rows)
+    assert lo <= pos < hi and (hi - lo) * n_rows <= max(insight_views.LENS_CELLS, 16 * n_rows)
 
 
 def test_lens_window_decodes_the_same_as_the_whole_prompt(tiny) -> None:
     analysis = analyze(tiny, IOI)
-    whole = logit_lens(analysis, top_k=insights_ui.LENS_TOP_K)
-    part = insights_ui.lens_for(analysis, 4, 10)
+    whole = logit_lens(analysis, top_k=insight_views.LENS_TOP_K)
+    part = insight_views.lens_for(analysis, 4, 10)
     np.testing.assert_array_equal(part.top_ids, whole.top_ids[:, 4:10])
     np.testing.assert_allclose(part.top_probs, whole.top_probs[:, 4:10], rtol=1e-5)
     # each window's last position has no next token inside the window
@@ -83,11 +85,9 @@ def test_lens_table_escapes_tokens(tiny) -> None:
 def test_head_card_names_the_type(label: str, phrase: str) -> None:
     import pandas as pd
 
-    row = pd.Series(
-        {"layer": 1, "head": 0, "label": label} | {name: 0.5 for name in insights_ui.figures.HEAD_SCORES}
-    )
-    assert f"L1H0 {phrase}." in insights_ui.head_card(row, "<probe>")
-    assert "&lt;probe&gt;" in insights_ui.head_card(row, "<probe>")
+    row = pd.Series({"layer": 1, "head": 0, "label": label} | {name: 0.5 for name in HEAD_SCORES})
+    assert f"L1H0 {phrase}." in insight_views.head_card(row, "<probe>")
+    assert "&lt;probe&gt;" in insight_views.head_card(row, "<probe>")
 
 
 def test_the_issue_7_entry_points_are_exported() -> None:
@@ -123,7 +123,7 @@ def test_head_types_are_the_engines_and_measured_once_per_model(client: Client, 
         calls.append(loaded.name)
         return head_scores(loaded, *args, **kwargs)
 
-    monkeypatch.setattr(insights_ui, "head_scores", counted)
+    monkeypatch.setattr(head_types_tab, "head_scores", counted)
     analyzed(client)
     first = client.predict(api_name="/head_types")
     again = Client(client.src, verbose=False).predict(api_name="/head_types")  # another session
@@ -186,14 +186,14 @@ def test_head_importance_ranks_every_head_like_the_engine(client: Client, tiny) 
     assert [r[1] for r in ranked] == direct["name"].tolist()
     np.testing.assert_allclose([float(r[2]) for r in ranked], direct["delta"], atol=1e-4)
     bars = plot(fig)["data"][0]
-    assert bars["customdata"] == direct["name"].tolist()[: insights_ui.IMPORTANCE_SHOWN]
+    assert bars["customdata"] == direct["name"].tolist()[: insight_views.IMPORTANCE_SHOWN]
     assert "Mary" in html.unescape(plot(fig)["layout"]["title"]["text"])
 
 
 def test_logit_lens_matches_the_engine(client: Client, tiny) -> None:
     analyzed(client)
     analysis = analyze(tiny, IOI)
-    direct = logit_lens(analysis, top_k=insights_ui.LENS_TOP_K)
+    direct = logit_lens(analysis, top_k=insight_views.LENS_TOP_K)
     last = analysis.n_pos - 1
     status, fig, table, pos = client.predict(last, api_name="/logit_lens")
     heat = plot(fig)["data"][0]
@@ -218,7 +218,7 @@ def test_compare_matches_the_engine(client: Client, tiny) -> None:
     direct = compare(analyze(tiny, IOI), analyze(tiny, SWAPPED))
     assert direct.alignment in alignment and "3 positions differ" in alignment
     top = rows(heads)
-    assert len(top) == min(insights_ui.COMPARE_HEADS_SHOWN, tiny.n_layer * tiny.n_head)
+    assert len(top) == min(insight_views.COMPARE_HEADS_SHOWN, tiny.n_layer * tiny.n_head)
     assert [float(r[1]) for r in top] == pytest.approx(direct.heads["total_variation"].tolist(), abs=1e-4)
     best = top[0][0]
     assert head["value"] == best and plot(fig)["layout"]["title"]["text"].startswith(best)

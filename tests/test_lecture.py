@@ -12,20 +12,17 @@ import torch
 
 from explorer import analyze, breakdown
 from explorer.analysis.arithmetic import STEP_NAMES
-from explorer.lecture import (
+from explorer.link import VIEW_KEYS, View, language_from_header, parse_view
+from explorer.ui.view_state import url_sync_js
+from explorer.walkthrough import (
     LABELS,
     LANGS,
     STAGES,
     UI_TEXT,
-    VIEW_KEYS,
     Sampling,
-    View,
-    language_from_header,
     live_values,
-    parse_view,
     placeholders,
     sampled_probs,
-    url_sync_js,
     walkthrough_html,
 )
 
@@ -206,7 +203,8 @@ def test_the_url_script_knows_every_view_key() -> None:
 
 
 def test_every_translated_label_of_the_app_has_both_languages() -> None:
-    source = (Path(__file__).resolve().parent.parent / "explorer" / "app.py").read_text(encoding="utf-8")
+    ui = Path(__file__).resolve().parent.parent / "explorer" / "ui"
+    source = "".join(path.read_text(encoding="utf-8") for path in ui.glob("*.py"))
     used = set(re.findall(r'I18N\("([^"]+)"\)', source))
     assert used, "the app uses translated labels"
     assert used <= set(UI_TEXT["en"]) and used <= set(UI_TEXT["zh"])

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import explorer.model.generation as generation
-from explorer.app import Session
+from explorer.ui.state import Session
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402

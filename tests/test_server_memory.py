@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from explorer.app import release_free_memory
+from explorer.ui.serving import release_free_memory
 
 glibc = pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's"

@@ -29,15 +29,20 @@ from explorer.figures.base import (
     TITLE_SIZE,
     UNLABELLED,
     message_figure,
+    thin_ticks,
 )
 from explorer.figures.generation import (
     distribution_figure,
     timeline_figure,
 )
 from explorer.figures.heads import (
+    DETAIL_MAX_CELLS,
+    DETAIL_TICK_LABELS,
+    analysis_overview,
     attention_row_figure,
     difference_figure,
     downsample,
+    head_detail,
     head_figure,
     overview_cell_to_head,
     overview_figure,
@@ -49,10 +54,17 @@ from explorer.figures.steps import (
 )
 from explorer.figures.summaries import (
     head_types_figure,
+    label_colours,
     logit_lens_figure,
 )
 
 __all__ = [
+    "DETAIL_MAX_CELLS",
+    "DETAIL_TICK_LABELS",
+    "analysis_overview",
+    "head_detail",
+    "label_colours",
+    "thin_ticks",
     "DIVERGING",
     "FONT_SIZE",
     "HEAD_SCORES",

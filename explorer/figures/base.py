@@ -133,6 +133,16 @@ def _thin(ticks: dict[str, Any], max_labels: int | None) -> dict[str, Any]:
     return ticks
 
 
+def thin_ticks(fig: go.Figure, max_labels: int) -> go.Figure:
+    """Keep every k-th token label so that labels do not overlap in a panel of the app's size."""
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):
+        values, text = list(axis.tickvals or ()), list(axis.ticktext or ())
+        if len(values) > max_labels and len(values) == len(text):
+            step = -(-len(values) // max_labels)
+            axis.update(tickvals=values[::step], ticktext=text[::step])
+    return fig
+
+
 def _int_keys(n: int) -> np.ndarray:
     """0..n-1 in the smallest integer type: Plotly sends typed arrays, int16 is half of int32."""
     return np.arange(n, dtype=np.int16 if n < 2**15 else np.int32)

@@ -25,6 +25,7 @@ from explorer.figures.base import (
     _thin,
     _token_ticks,
 )
+from explorer.model.capture import Analysis
 from explorer.model.pattern import CausalPattern
 
 # --- overview ---------------------------------------------------------------------------
@@ -300,3 +301,42 @@ def attention_row_figure(
         yaxis={"title": {"text": "attention"}, "rangemode": "tozero"},
         **layout,
     )
+
+
+# --- the Attention heads tab's two figures, from an analysis -----------------------------------
+
+DETAIL_MAX_CELLS = 320 * 320  # beyond this the head detail shows a window of query rows
+DETAIL_TICK_LABELS = 32  # token labels per axis that fit a half-width panel
+
+
+def analysis_overview(analysis: Analysis) -> go.Figure:
+    """Every head of an analysis, sized to its layers."""
+    fig = overview_figure(analysis.pattern)
+    fig.layout.height = int(np.clip(150 + 42 * analysis.n_layer, 380, 660))
+    return fig
+
+
+def head_detail(analysis: Analysis, layer: int, head: int | None, query: int) -> tuple[go.Figure, str]:
+    """One head (None: the layer's mean) in detail, and a note when it shows a window of a long prompt."""
+    pattern = analysis.pattern[layer].mean(0) if head is None else analysis.pattern[layer, head]
+    n = analysis.n_pos
+    note = ""
+    lo, hi = 0, n
+    if n * n > DETAIL_MAX_CELLS:  # a window of query rows (each as long as its last) keeps it light
+        rows = max(48, DETAIL_MAX_CELLS // n)
+        lo = int(np.clip(query - rows // 2, 0, n - rows))
+        hi = lo + rows
+        note = (
+            f"Showing query rows {lo}–{hi - 1} of {n} (around the selected query) so the figure stays "
+            "light; pick another query token to move the window."
+        )
+    fig = head_figure(
+        pattern[lo:hi, :hi],
+        list(analysis.tokens[:hi]),
+        layer,
+        head,
+        query,
+        max_labels=DETAIL_TICK_LABELS,
+        height=620,
+    )
+    return fig, note

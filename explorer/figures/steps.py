@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
+from explorer import views
+from explorer.analysis.arithmetic import Breakdown
 from explorer.figures.base import DIVERGING, OKABE_ITO, _esc, _esc_text, _figure, _slug, _thin, _token_ticks
+from explorer.figures.heads import attention_row_figure
 
 # --- vectors and attention arithmetic ----------------------------------------------------
 
@@ -110,3 +113,53 @@ def scores_figure(
         **axes,
         **layout,
     )
+
+
+# --- the Q/K/V tab's pictures, one per step that has one ----------------------------------------
+
+STEP_TICK_LABELS = 40
+
+
+def _title(name: str) -> str:
+    return views.STEP_BY_NAME[name].title
+
+
+def _top_keys(bd: Breakdown, n: int) -> np.ndarray:
+    return views.shown_keys(bd, n)
+
+
+def _keys_figure(bd: Breakdown) -> go.Figure:
+    keys = _top_keys(bd, 4)
+    rows = np.vstack([bd.q[None], bd.k[keys]])
+    labels = [f"Q_{bd.query} '{bd.tokens[bd.query]}'"] + [f"K_{j} '{bd.tokens[j]}'" for j in keys]
+    return vector_figure(rows, labels, "The query and the keys it weights most")
+
+
+STEP_FIGURES: dict[str, Callable[[Breakdown], go.Figure]] = {
+    "ln_1": lambda bd: vector_figure(
+        np.vstack([bd.x, bd.ln_1]),
+        [views.symbol("x"), views.symbol("ln_1")],
+        "Before and after the layer norm",
+    ),
+    "k": _keys_figure,
+    "scaled": lambda bd: scores_figure(
+        {_title("scores"): bd.scores[: bd.query + 1], _title("scaled"): bd.scaled[: bd.query + 1]},
+        list(bd.tokens),
+        bd.query,
+        lower=(),
+        max_labels=STEP_TICK_LABELS,
+        height=320,
+    ),
+    "pattern": lambda bd: attention_row_figure(
+        bd.pattern, list(bd.tokens), bd.query, max_labels=STEP_TICK_LABELS, height=320
+    ),
+    "context": lambda bd: vector_figure(bd.context[None], [views.symbol("context")], _title("context")),
+    "heads_concat": lambda bd: vector_figure(
+        bd.heads_concat.reshape(-1, len(bd.context)),
+        [
+            f"head {h}" + (" ◀" if h == bd.head else "")
+            for h in range(len(bd.heads_concat) // len(bd.context))
+        ],
+        "Each head's context (one row per head)",
+    ),
+}

@@ -71,7 +71,7 @@ def logit_lens_figure(
     )
 
 
-def _label_colours(labels: Sequence[str]) -> dict[str, str]:
+def label_colours(labels: Sequence[str]) -> dict[str, str]:
     """Okabe-Ito colours per label; grey for "none"/"other"-like labels, listed last."""
     named = sorted(label for label in labels if label.lower() not in UNLABELLED)
     rest = sorted(label for label in labels if label.lower() in UNLABELLED)
@@ -87,7 +87,7 @@ def head_types_figure(df: pd.DataFrame, *, meta: str | None = None) -> go.Figure
     layers = df["layer"].to_numpy(dtype=np.int64)
     heads = df["head"].to_numpy(dtype=np.int64)
     n_layer, n_head = int(layers.max()) + 1, int(heads.max()) + 1
-    colours = _label_colours(df["label"].astype(str).unique().tolist())
+    colours = label_colours(df["label"].astype(str).unique().tolist())
     code = {label: i for i, label in enumerate(colours)}
     z = np.full((n_layer, n_head), np.nan, dtype=np.float32)
     z[layers, heads] = [code[str(label)] for label in df["label"]]

@@ -1,0 +1,84 @@
+"""The Generate tab's figures, from a GenerationSession and its steps (engine objects in, figure out)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer import views
+from explorer.figures.base import message_figure
+from explorer.figures.generation import distribution_figure, timeline_figure
+from explorer.figures.heads import attention_row_figure
+from explorer.model.capture import display_tokens
+from explorer.model.generation import TOP_K_SHOWN, GenerationSession, StepResult
+
+GEN_TICK_LABELS = 18  # the generation panels are narrower
+GEN_HOVER_KEYS = 256  # longer attention rows of a generated token hover without token text
+
+
+def distribution(raw: Any, warped: Any, chosen: int | None, title: str) -> go.Figure:
+    """distribution_figure, a little shorter, with ticks fine enough for small probabilities."""
+    top = max(
+        float(raw["prob"].max()) if len(raw) else 0.0, float(warped["prob"].max()) if len(warped) else 0.0
+    )
+    rows = len(set(raw["token_id"]) | set(warped["token_id"]))
+    return distribution_figure(
+        raw,
+        warped,
+        chosen,
+        title=title,
+        xaxis={"tickformat": ".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%"},
+        height=130 + 21 * rows * 2,
+    )
+
+
+def preview_figure(gen: GenerationSession) -> go.Figure:
+    """The next token's distribution before it is chosen, raw and with the settings."""
+    raw, warped = gen.distributions()
+    frames = []
+    for probs in (raw, warped):
+        top = np.argpartition(-probs, TOP_K_SHOWN)[:TOP_K_SHOWN]  # no full sort of the vocabulary
+        top = top[np.argsort(-probs[top])]
+        top = top[probs[top] > 0]
+        frames.append(views.top_table(display_tokens(gen.tokenizer, top), top, probs[top]))
+    return distribution(frames[0], frames[1], None, "Next token: not chosen yet")
+
+
+def step_distribution(result: StepResult, step_no: int) -> go.Figure:
+    return distribution(
+        result.raw_top, result.warped_top, result.token_id, f"Step {step_no}: the next-token distribution"
+    )
+
+
+def timeline(gen: GenerationSession) -> go.Figure:
+    if not gen.history:
+        return message_figure("Confidence per step appears here.", height=300)
+    items = gen.history
+    return timeline_figure(
+        [h.prob for h in items],
+        [h.entropy for h in items],
+        [h.display for h in items],
+        max_labels=GEN_TICK_LABELS,
+        height=300,
+    )
+
+
+def new_token_attention(
+    pattern: np.ndarray, tokens: Sequence[str], result: StepResult, layer: int, head: int | None
+) -> go.Figure:
+    """Where the newest token looked: its attention row ([layer, head, key] `pattern`) in one
+    layer, one head or the mean over heads (None)."""
+    row = pattern[layer].mean(0) if head is None else pattern[layer, head]
+    which = "mean over heads" if head is None else f"head {head}"
+    return attention_row_figure(
+        row,
+        list(tokens),
+        result.position,
+        title=f"New token '{result.display}': layer {layer}, {which}",
+        max_labels=GEN_TICK_LABELS,
+        hover_tokens=GEN_HOVER_KEYS,  # per-bar token hover text would dominate a long step's update
+        height=300,
+    )

@@ -1,0 +1,203 @@
+"""Pure text for the Head types, Ablation, Logit lens and Compare tabs: HTML and Markdown pieces
+and the inputs those tabs parse. No gradio here; user text goes through `esc`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from explorer import figures
+from explorer.analysis.ablation import head_name
+from explorer.analysis.comparison import MAX_SWAPPED, Comparison
+from explorer.analysis.heads import DESCRIPTIONS, LABELS, THRESHOLDS
+from explorer.analysis.lens import LogitLens, logit_lens
+from explorer.errors import ExplorerError
+from explorer.model.capture import Analysis
+from explorer.views import esc, table_html
+
+IOI = "When Mary and John went to the store, John gave a drink to"
+LENS_TOP_K = 5
+LENS_MAX_POS = 32  # positions the lens shows at once (cells wide enough to read); a long prompt gets a window
+LENS_CELLS = 600  # figures.logit_lens_figure writes the tokens into cells up to this many
+IMPORTANCE_SHOWN = 15
+COMPARE_HEADS_SHOWN = 10
+
+
+# --- head types ------------------------------------------------------------------------------
+
+
+def head_types_legend(scores: pd.DataFrame) -> str:
+    """Every type: its colour in the grid, how many heads have it, what it means, how it is scored."""
+    counts = Counter(scores["label"].astype(str))
+    colours = figures.label_colours(list(counts))
+    rows = []
+    for label in LABELS:
+        n = counts.get(label, 0)
+        swatch = f"background:{colours[label]}" if n else "border:1px solid #94a3b8"
+        rule = f" Label when ≥ {THRESHOLDS[label]:.1f}." if label in THRESHOLDS else ""
+        rows.append(
+            f"<div style='margin:.4rem 0;{'' if n else 'opacity:.65'}'>"
+            "<span style='display:inline-block;width:.9em;height:.9em;border-radius:3px;"
+            f"vertical-align:-.1em;margin-right:.4em;{swatch}'></span>"
+            f"<b>{esc(label)}</b> <span class='ae-muted'>· "
+            f"{f'{n} head' + 's' * (n != 1) if n else 'no heads in this model'}</span>"
+            f"<div class='ae-help' style='margin-left:1.3em'>{esc(DESCRIPTIONS[label])}"
+            f"<span class='ae-note'>{rule}</span></div></div>"
+        )
+    how = (
+        "Each score is the share of attention (0–1) a head puts on the key its type looks for, "
+        "averaged over the probe's tokens; a head is named for the strongest type that clears its "
+        "threshold."
+    )
+    return f"<div class='ae-legend'>{''.join(rows)}<div class='ae-note'>{how}</div></div>"
+
+
+def article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def head_card(row: pd.Series, probe: str) -> str:
+    """What one head scored, and the probe text it was opened on."""
+    label = str(row["label"])
+    scores = " · ".join(f"{name} {float(row[name]):.2f}" for name in figures.HEAD_SCORES)
+    return (
+        f"**{head_name(int(row['layer']), int(row['head']))} is {article(label)} {esc(label)} head.** "
+        f"{esc(DESCRIPTIONS[label])}  \nScores: {scores}.  \n"
+        f"Opened in **Attention heads** on a probe where this pattern shows: "
+        f"<span class='ae-chip'>{esc(probe[:80])}{'…' if len(probe) > 80 else ''}</span>"
+    )
+
+
+# --- ablation --------------------------------------------------------------------------------
+
+
+def parse_heads(value: Any) -> list[str]:
+    """Heads from a multi-select list, or from text like "L1H3, L2H0" (any separators)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out: list[str] = []
+    for item in items:
+        if item is None:
+            continue
+        text = str(item).upper()
+        found = re.findall(r"L\s*(\d+)\s*H\s*(\d+)", text)
+        leftover = re.sub(r"L\s*\d+\s*H\s*\d+|[\s,;]+", "", text)
+        if leftover:
+            raise ExplorerError(f"Name heads like L1H3, separated by commas (could not read {str(item)!r}).")
+        out += [f"L{layer}H{head}" for layer, head in found]
+    return list(dict.fromkeys(out))
+
+
+def importance_table(ranked: pd.DataFrame, shown: int = IMPORTANCE_SHOWN) -> str:
+    top = ranked.head(shown)
+    table = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(top) + 1),
+            "head": top["name"],
+            "Δ log p": top["delta"],
+            "p after": top["prob_after"],
+        }
+    )
+    return table_html(table).replace('class="ae-table"', 'class="ae-table" style="max-height:none"', 1)
+
+
+# --- the logit lens ---------------------------------------------------------------------------
+
+
+def lens_window(n_rows: int, n_pos: int, pos: int) -> tuple[int, int]:
+    """The positions [lo, hi) the lens shows: all of a short prompt, else a window holding `pos`."""
+    width = int(np.clip(LENS_CELLS // max(1, n_rows), 16, LENS_MAX_POS))
+    if n_pos <= width:
+        return 0, n_pos
+    hi = int(np.clip(pos + 1 + width // 4, width, n_pos))
+    return hi - width, hi
+
+
+@dataclass(frozen=True, eq=False)
+class LensView:
+    """The lens of one window of one analysis: `lens` positions are `lo + i` of the prompt."""
+
+    key: tuple[Any, ...]
+    lo: int
+    n_pos: int  # the whole prompt's positions
+    lens: LogitLens
+
+
+def lens_for(analysis: Analysis, lo: int, hi: int) -> LogitLens:
+    """The logit lens of positions lo..hi−1 only: decoding every position of a long prompt is slow."""
+    window = dataclasses.replace(
+        analysis,
+        resid=analysis.resid[:, lo:hi],
+        token_ids=analysis.token_ids[lo:hi],
+        tokens=analysis.tokens[lo:hi],
+    )
+    return logit_lens(window, top_k=LENS_TOP_K)
+
+
+def lens_table(view: LensView, pos: int) -> str:
+    """Top-k per layer at one position, one row per layer, and the actual next token's probability."""
+    lens = view.lens
+    i = pos - view.lo
+    df = lens.at(i)
+    k = int(df["rank"].max()) + 1
+    next_p = lens.next_probs[:, i]
+    has_next = bool(np.isfinite(next_p).any())
+    head = "<th>layer</th>" + "".join(f"<th class='ae-tokcell'>#{r + 1}</th>" for r in range(k))
+    if has_next:
+        head += f"<th>p(next = {esc(lens.tokens[i + 1])})</th>"
+    body = []
+    for layer_i, (name, rows) in enumerate(df.groupby("layer", sort=False)):
+        cells = "".join(
+            f"<td class='ae-tokcell'>{esc(t)} <span class='ae-muted'>{p:.1%}</span></td>"
+            for t, p in zip(rows["token"], rows["prob"], strict=True)
+        )
+        if has_next:
+            cells += f"<td class='ae-num'>{next_p[layer_i]:.2%}</td>"
+        body.append(f"<tr><td class='ae-num'>{esc(name)}</td>{cells}</tr>")
+    return (
+        f"<div class='ae-table'><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+# --- comparison ---------------------------------------------------------------------------
+
+
+def swap_names(text: str) -> str:
+    """The text with its first two names (capitalised words not starting a sentence) swapped."""
+    names: list[str] = []
+    for match in re.finditer(r"\b[A-Z][a-z]+\b", text):
+        before = text[: match.start()].rstrip()
+        if before and before[-1] not in ".!?" and match.group() not in names:
+            names.append(match.group())
+    if len(names) < 2:
+        raise ExplorerError("Prompt A needs two names to swap, like 'Mary' and 'John'.")
+    a, b = names[:2]
+    return re.sub(rf"\b({a}|{b})\b", lambda m: b if m.group() == a else a, text)
+
+
+def compare_heads_table(comparison: Comparison, shown: int = COMPARE_HEADS_SHOWN) -> str:
+    top = comparison.heads.head(shown)
+    table = pd.DataFrame(
+        {
+            "head": [head_name(int(a), int(b)) for a, b in zip(top["layer"], top["head"], strict=True)],
+            "attention moved": top["total_variation"],
+            "largest change": top["max_abs"],
+        }
+    )
+    return table_html(table)
+
+
+def next_token_diff_table(comparison: Comparison, shown: int = 10) -> str:
+    """The tokens whose probability moved most, and always the tokens swapped between A and B."""
+    swapped = {part for i in comparison.differing[:MAX_SWAPPED] for part in comparison.labels[i].split(" → ")}
+    df = comparison.next_tokens
+    df = df[(df.index < shown) | df["token"].isin(swapped)]
+    df = df.rename(columns={"prob_a": "p in A", "prob_b": "p in B", "delta": "B − A"})
+    return table_html(df[["token", "p in A", "p in B", "B − A"]])

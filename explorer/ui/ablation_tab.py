@@ -1,0 +1,202 @@
+"""The Ablation tab: remove heads (zero or mean) and watch the next-token guess change; rank every
+head by how far removing it alone moves the token followed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from explorer import views
+from explorer.analysis.ablation import MODES, ablate, head_importance, head_name
+from explorer.errors import ExplorerError
+from explorer.figures.insights import ablation_figure, importance_figure
+from explorer.insight_views import importance_table, parse_heads
+from explorer.ui.common import (
+    Context,
+    guarded,
+    placeholder,
+    plot_click_bridge,
+    require_analysis,
+)
+from explorer.ui.state import CONCURRENCY, Session
+
+NO_LAYER = -1
+
+
+def _layer(value: Any) -> int | None:
+    try:
+        layer = int(value)
+    except (TypeError, ValueError):
+        return None
+    return None if layer == NO_LAYER else layer
+
+
+def _target(text: Any) -> str | None:
+    return text if isinstance(text, str) and text.strip() else None
+
+
+def add_ablation_tab(ctx: Context) -> None:
+    status = ctx.status
+    c: dict[str, Any] = {}
+    with gr.Tab("Ablation", id="ablation", elem_id="ae-ablation-tab"):
+        gr.Markdown(
+            "**Remove heads and watch the next-token guess change.** A removed head's output is set to "
+            "zero, or to its average over this prompt (mean), before it joins the residual stream.",
+            elem_classes=["ae-help"],
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=340):
+                with gr.Group():
+                    c["heads"] = gr.Dropdown(
+                        choices=[],
+                        value=[],
+                        multiselect=True,
+                        allow_custom_value=True,
+                        label="Heads to remove",
+                        info="pick, or type like L1H3",
+                        elem_id="ae-abl-heads",
+                    )
+                    with gr.Row():
+                        c["layer"] = gr.Dropdown(
+                            choices=[("none", NO_LAYER)],
+                            value=NO_LAYER,
+                            label="…or a whole layer",
+                            allow_custom_value=True,  # API clients may pass any layer; run() checks it
+                            elem_id="ae-abl-layer",
+                            min_width=140,
+                        )
+                        c["mode"] = gr.Radio(
+                            list(MODES),
+                            value="zero",
+                            label="Replace with",
+                            elem_id="ae-abl-mode",
+                            min_width=140,
+                        )
+                    c["target"] = gr.Textbox(
+                        label="Token to follow",
+                        placeholder="blank: the model's top guess; e.g. ␣Mary",
+                        elem_id="ae-abl-target",
+                    )
+                c["run"] = gr.Button("Remove and compare", variant="primary", elem_id="ae-abl-run")
+                c["summary"] = gr.Markdown("", elem_id="ae-abl-summary")
+            with gr.Column(scale=3, min_width=420):
+                c["dist"] = gr.Plot(
+                    placeholder("Before and after appear here."), show_label=False, elem_id="ae-abl-dist"
+                )
+        with gr.Row(equal_height=True, elem_classes=["ae-step-row"]):
+            gr.Markdown(
+                "**Rank every head:** remove each one alone and see how far the token to follow moves "
+                "(same mode and token as above). Click a bar to remove that head above.",
+                elem_classes=["ae-help"],
+            )
+            c["rank"] = gr.Button("Which heads matter here?", scale=0, min_width=300, elem_id="ae-abl-rank")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                c["importance"] = gr.Plot(
+                    placeholder("Press “Which heads matter here?” to rank every head.", height=200),
+                    show_label=False,
+                    elem_id="ae-importance",
+                )
+            with gr.Column(scale=2, min_width=320):
+                c["ranked"] = gr.HTML("", elem_id="ae-importance-table")
+        # A bar of the ranking puts that head in the list to remove and runs the ablation.
+        c["bar_click"] = plot_click_bridge("#ae-importance", "name: p.customdata")
+    _wire_ablation(ctx, c, status)
+
+
+def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None:
+    guard = guarded(status)
+
+    @guard
+    def reset(session: Session) -> dict[Any, Any]:
+        # Choices only: the values stay as the user left them (run() names a head or layer that
+        # this model lacks), so typing while this runs loses nothing.
+        analysis = require_analysis(session)
+        names = [head_name(a, b) for a in range(analysis.n_layer) for b in range(analysis.n_head)]
+        layers = [("none", NO_LAYER)] + [(f"layer {i}", i) for i in range(analysis.n_layer)]
+        return {
+            c["heads"]: gr.update(choices=names),
+            c["layer"]: gr.update(choices=layers),
+            c["summary"]: "",
+            c["dist"]: placeholder("Pick heads and press “Remove and compare”."),
+            c["importance"]: placeholder("Press “Which heads matter here?” to rank every head.", height=200),
+            c["ranked"]: "",
+        }
+
+    ctx.analyzed.change(
+        reset,
+        [ctx.session],
+        [status, c["heads"], c["layer"], c["summary"], c["dist"], c["importance"], c["ranked"]],
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
+
+    @guard
+    def run(session: Session, heads: Any, layer: Any, mode: str, target: Any) -> dict[Any, Any]:
+        analysis = require_analysis(session)
+        chosen, layer_i = parse_heads(heads), _layer(layer)
+        if not chosen and layer_i is None:
+            raise ExplorerError("Pick the heads to remove (like L1H3), or a whole layer.")
+        loaded = ctx.models.get(session.model)
+        with ctx.models.lock(loaded):
+            result = ablate(loaded, analysis.text, chosen, layer_i, mode, _target(target), top_k=200)
+        how = "zeroed" if mode == "zero" else "replaced by their mean output"
+        return {
+            status: "",
+            c["summary"]: f"### {views.esc(result.summary)}\n<span class='ae-note'>Heads {how}; "
+            f"everything else is the full model on this prompt.</span>",
+            c["dist"]: ablation_figure(result),
+        }
+
+    c["run"].click(
+        run,
+        [ctx.session, c["heads"], c["layer"], c["mode"], c["target"]],
+        [status, c["summary"], c["dist"]],
+        api_name="ablate",
+        show_progress_on=[c["dist"]],
+        concurrency_limit=CONCURRENCY,
+        concurrency_id="ablation",
+    )
+
+    @guard
+    def rank(
+        session: Session, mode: str, target: Any, progress: gr.Progress = gr.Progress()
+    ) -> dict[Any, Any]:
+        analysis = require_analysis(session)
+        loaded = ctx.models.get(session.model)
+        n = loaded.n_layer * loaded.n_head
+        progress(
+            0.1,
+            desc=f"Removing each of the {n} heads alone on {analysis.n_pos} tokens"
+            + (" (a long prompt: this takes a while) …" if analysis.n_pos > 256 else " …"),
+        )
+        with ctx.models.lock(loaded):
+            ranked = head_importance(loaded, analysis.text, _target(target), mode)
+        return {status: "", c["importance"]: importance_figure(ranked), c["ranked"]: importance_table(ranked)}
+
+    c["rank"].click(
+        rank,
+        [ctx.session, c["mode"], c["target"]],
+        [status, c["importance"], c["ranked"]],
+        api_name="head_importance",
+        show_progress_on=[c["importance"]],
+        concurrency_limit=1 if ctx.limits.hosted else 2,
+        concurrency_id="importance",
+    )
+
+    def pick(heads: Any, evt: gr.EventData) -> Any:
+        name = getattr(evt, "name", None)
+        return [name] if isinstance(name, str) else heads
+
+    c["bar_click"].click(pick, [c["heads"]], [c["heads"]], api_visibility="private").then(
+        run,
+        [ctx.session, c["heads"], c["layer"], c["mode"], c["target"]],
+        [status, c["summary"], c["dist"]],
+        api_name="ablate_picked",  # not the default "run", which would push the Generate tab's /run aside
+        api_visibility="private",
+        show_progress_on=[c["dist"]],
+        concurrency_limit=CONCURRENCY,
+        concurrency_id="ablation",
+    )

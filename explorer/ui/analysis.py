@@ -1,0 +1,184 @@
+"""One analysis feeds every tab: Analyze (the button, Enter, an example) runs the model once, and
+the selection (layer, head, query token, mean) redraws the head detail and the Q/K/V steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from explorer import figures, views
+from explorer.analysis.arithmetic import breakdown
+from explorer.model.capture import Analysis, analyze, tokenize
+from explorer.ui.common import Context, clamp, guarded, progress_callback, require_analysis
+from explorer.ui.prompt import PromptPanel, SelectionBar
+from explorer.ui.state import CONCURRENCY, STEPS_TAB, Session, tab_hidden
+from explorer.ui.steps_tab import StepsTab, step_updates
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What shows the selected layer, head and query: the head detail and the Q/K/V tab."""
+
+    detail: gr.Plot
+    detail_note: gr.Markdown
+    steps: StepsTab
+
+    @property
+    def targets(self) -> list[Any]:
+        return [self.detail, self.detail_note, self.steps.selection, *self.steps.step_components]
+
+    def outputs(self, session: Session, layer: int, head: int, query: int, mean: bool) -> dict[Any, Any]:
+        analysis = require_analysis(session)
+        fig, note = figures.head_detail(analysis, layer, None if mean else head, query)
+        bd = breakdown(analysis, layer, head, query)
+        out: dict[Any, Any] = {
+            self.detail: fig,
+            self.detail_note: note,
+            self.steps.selection: views.selection_markdown(bd),
+        }
+        if not tab_hidden(session, STEPS_TAB):
+            out |= step_updates(self.steps.steps, bd)
+        return out
+
+
+@dataclass(frozen=True)
+class AnalysisEvent:
+    """The analysis as an event, for other chains to run again (a model switch, the page load)."""
+
+    fn: Any
+    inputs: list[Any]
+    outputs: list[Any]
+    options: dict[str, Any] = field(default_factory=dict)  # concurrency and progress settings
+
+
+def tokens_html(analysis: Analysis, query: int) -> str:
+    return views.tokens_html(analysis.tokens, analysis.token_ids.tolist(), query, analysis.truncated)
+
+
+def analysis_status(analysis: Analysis) -> str:
+    text = (
+        f"Analyzed {analysis.n_pos} tokens with {views.esc(analysis.model_name)}: "
+        f"{analysis.n_layer} layers × {analysis.n_head} heads."
+    )
+    if analysis.truncated:
+        text += f" The prompt was cut: {analysis.truncated} tokens did not fit."
+    return f"<span class='ae-ok-text'>✓ {text}</span>"
+
+
+def wire_analysis(
+    ctx: Context, prompt: PromptPanel, bar: SelectionBar, overview: gr.Plot, selection: Selection
+) -> AnalysisEvent:
+    """Analyze on the button, on Enter and on an example; returns the event for other chains."""
+    status = ctx.status
+    outputs = [
+        status,
+        ctx.session,
+        ctx.analyzed,
+        bar.tokens,
+        overview,
+        ctx.layer,
+        ctx.head,
+        ctx.query,
+        *selection.targets,
+    ]
+
+    @guarded(status)
+    def run_analysis(
+        prompt: str,
+        session: Session,
+        analyzed: int,
+        layer: Any,
+        head: Any,
+        mean: bool,
+        progress: gr.Progress = gr.Progress(),
+    ) -> dict[Any, Any]:
+        loaded = ctx.models.get(session.model, progress_callback(progress))
+        tokenize(loaded, prompt, ctx.limits.max_prompt_tokens)  # a bad prompt fails here, before…
+        # …the old analysis is let go: two analyses of 1024 tokens would peak at 2.4 GB together.
+        session.analysis = None
+        progress(0.5, desc="Running the model …")
+        with ctx.models.lock(loaded):
+            analysis = analyze(loaded, prompt, max_tokens=ctx.limits.max_prompt_tokens)
+        session.analysis = analysis
+        layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
+        query = analysis.n_pos - 1
+        out = {
+            status: analysis_status(analysis),
+            ctx.session: session,
+            ctx.analyzed: analyzed + 1,
+            bar.tokens: tokens_html(analysis, query),
+            overview: figures.analysis_overview(analysis),
+            ctx.layer: gr.update(
+                maximum=max(1, analysis.n_layer - 1), value=layer, interactive=analysis.n_layer > 1
+            ),
+            ctx.head: gr.update(
+                maximum=max(1, analysis.n_head - 1), value=head, interactive=analysis.n_head > 1
+            ),
+            ctx.query: gr.update(
+                choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=query
+            ),
+        }
+        return out | selection.outputs(session, layer, head, query, mean)
+
+    inputs = [ctx.prompt, ctx.session, ctx.analyzed, ctx.layer, ctx.head, ctx.mean]
+    # Progress on the two figures only: Gradio otherwise lays a pending overlay over each of the
+    # ~30 outputs, and drawing and removing those costs the browser more than the figures.
+    options: dict[str, Any] = {
+        "concurrency_limit": CONCURRENCY,
+        "concurrency_id": "analyze",
+        "show_progress_on": [overview, selection.detail],
+    }
+    prompt.analyze.click(run_analysis, inputs, outputs, api_name="analyze", **options)
+    ctx.prompt.submit(run_analysis, inputs, outputs, api_visibility="private", **options)
+    if prompt.examples is not None:
+        prompt.examples.load_input_event.then(
+            run_analysis, inputs, outputs, api_visibility="private", **options
+        )
+    # The example prompt (or a shared link's) is analyzed on page load: see view_state.
+    return AnalysisEvent(run_analysis, inputs, outputs, options)
+
+
+def wire_selection(ctx: Context, bar: SelectionBar, selection: Selection) -> None:
+    """Layer, head, query and mean from their controls and from a click on the token strip."""
+    status = ctx.status
+
+    @guarded(status)
+    def select(session: Session, layer: Any, head: Any, query: Any, mean: bool) -> dict[Any, Any]:
+        analysis = require_analysis(session)
+        layer, head, query = (
+            clamp(layer, analysis.n_layer),
+            clamp(head, analysis.n_head),
+            clamp(query, analysis.n_pos),
+        )
+        out = {status: "", bar.tokens: tokens_html(analysis, query)}
+        return out | selection.outputs(session, layer, head, query, bool(mean))
+
+    sel_inputs = [ctx.session, ctx.layer, ctx.head, ctx.query, ctx.mean]
+    sel: dict[str, Any] = {
+        "outputs": [status, bar.tokens, *selection.targets],
+        "concurrency_limit": CONCURRENCY,
+        "trigger_mode": "always_last",
+        "show_progress_on": [selection.detail],
+    }
+    ctx.query.input(select, sel_inputs, api_name="breakdown", **sel)
+    for component in (ctx.layer, ctx.head, ctx.mean):
+        component.input(select, sel_inputs, api_visibility="private", **sel)
+
+    @guarded(status)
+    def pick_token(session: Session, layer: Any, head: Any, mean: bool, evt: gr.EventData) -> dict[Any, Any]:
+        analysis = require_analysis(session)
+        query = clamp(getattr(evt, "pos", None) if evt else None, analysis.n_pos)
+        layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
+        out = {status: "", ctx.query: query, bar.tokens: tokens_html(analysis, query)}
+        return out | selection.outputs(session, layer, head, query, bool(mean))
+
+    bar.tokens.click(
+        pick_token,
+        [ctx.session, ctx.layer, ctx.head, ctx.mean],
+        [status, ctx.query, bar.tokens, *selection.targets],
+        api_visibility="private",
+        concurrency_limit=CONCURRENCY,
+        show_progress_on=[selection.detail],
+    )

@@ -1,0 +1,206 @@
+"""What every panel shares: the `Context` of shared components, error handling, the page's static
+files, and small helpers for clamping values from the page or the API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache, wraps
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer import figures, views
+from explorer.errors import ExplorerError
+from explorer.model.capture import Analysis
+from explorer.model.loading import Progress
+from explorer.ui.state import CONCURRENCY, Limits, ModelCache, Session
+from explorer.walkthrough import UI_TEXT
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+I18N = gr.I18n(**{lang: dict(text) for lang, text in UI_TEXT.items()})
+
+
+@cache
+def static(name: str) -> str:
+    """A file of the page's CSS or JavaScript (explorer/ui/static/), read once."""
+    return (STATIC / name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Context:
+    """The shared components, for panels and for tabs added later with `extra_tabs`.
+
+    `analyzed` is a counter that changes after each analysis: listen to `analyzed.change`
+    and read `session.analysis`. Layer, head, query and mean change programmatically too,
+    so `.change` sees every selection and `.input` only the user's own moves.
+    """
+
+    session: gr.State
+    analyzed: gr.State
+    prompt: gr.Textbox
+    status: gr.Markdown
+    layer: gr.Slider
+    head: gr.Slider
+    mean: gr.Checkbox
+    query: gr.Dropdown
+    models: ModelCache
+    limits: Limits
+    page_tab: gr.Textbox  # hidden: "shown"/"hidden" from the page's script, "" from API callers
+
+
+# --- values from the page or the API ---------------------------------------------------------
+
+
+def clamp(value: Any, top: int) -> int:
+    """An index in 0..top−1; what does not read as a number is 0."""
+    try:
+        return int(np.clip(int(value), 0, max(0, top - 1)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def clamp_or_last(value: Any, top: int) -> int:
+    """An index in 0..top−1; what does not read as a number is the last."""
+    try:
+        return int(np.clip(int(value), 0, max(0, top - 1)))
+    except (TypeError, ValueError):
+        return max(0, top - 1)
+
+
+def require_analysis(session: Session) -> Analysis:
+    if session.analysis is None:
+        raise ExplorerError("Analyze a prompt first.")
+    return session.analysis
+
+
+def placeholder(message: str, height: int = 260) -> go.Figure:
+    return figures.message_figure(message, height)
+
+
+def progress_callback(progress: Any) -> Progress:
+    """The engine's progress(fraction, message) as Gradio's progress bar."""
+    return lambda fraction, message: progress(fraction, desc=message)
+
+
+def unchanged(outputs: list[Any]) -> dict[Any, Any]:
+    """A reply that changes none of `outputs` (Gradio takes an empty dict for a missing value)."""
+    return {outputs[0]: gr.skip()}
+
+
+# --- errors become messages ----------------------------------------------------------------------
+
+
+def message(err: BaseException) -> str:
+    if isinstance(err, ExplorerError):
+        return str(err)
+    return (
+        f"Something went wrong ({type(err).__name__}). What you typed is kept; "
+        "try again, and if it keeps happening the server log has the details."
+    )
+
+
+def status_error(text: str) -> str:
+    return f"<span class='ae-error'>⚠ {views.esc(text)}</span>"
+
+
+def warn(text: str) -> None:
+    """A warning toast. Gradio renders toast text as HTML, and messages quote what was typed."""
+    gr.Warning(views.esc(text))
+
+
+def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turn ExplorerError (and anything unexpected) into a status line and a toast."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - every error becomes a message
+                if not isinstance(err, ExplorerError):
+                    log.exception("handler %s failed", fn.__name__)
+                warn(message(err))
+                return {status: status_error(message(err))}
+
+        return handler
+
+    return wrap
+
+
+def guarded_stream(
+    status: gr.Markdown,
+) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+    """`guarded` for a handler that yields its replies."""
+
+    def wrap(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        @wraps(fn)
+        def handler(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001
+                if not isinstance(err, ExplorerError):
+                    log.exception("handler %s failed", fn.__name__)
+                warn(message(err))
+                yield {status: status_error(message(err))}
+
+        return handler
+
+    return wrap
+
+
+# --- panels that wait while their tab is hidden, and clicks on plots --------------------------
+
+
+def tab_listener(
+    ctx: Context,
+    tabs: gr.Tabs,
+    tab: str,
+    panel: str,
+    triggers: list[Any],
+    fn: Callable[..., Any],
+    inputs: list[Any],
+    outputs: list[Any],
+    progress: bool = False,
+    **kwargs: Any,
+) -> None:
+    """Run `fn(*inputs)` on `triggers` while tab `tab` (elem_id `panel`) shows, and when it opens.
+
+    Hidden, the tab's panels wait. Whether it shows is read in the page as each trigger fires
+    (another listener's record of the open tab could lag behind), and an opening from the select
+    event's own data. One listener for both, so that an opening and a selection made right after
+    it are answered in that order. API calls, which run no page script, always get `fn`.
+    """
+    panel_js = json.dumps(panel)
+    page_js = (
+        f"(...args) => {{ const el = document.getElementById({panel_js}); "
+        "args[args.length - 1] = el && el.offsetParent !== null ? 'shown' : 'hidden'; return args; }"
+    )
+
+    def run(evt: gr.EventData, gr_progress: gr.Progress = gr.Progress(), *args: Any) -> Any:
+        rest, shown = args[:-1], args[-1]  # last, so the API's parameters keep their places
+        if getattr(evt, "target", None) is tabs:
+            opened = evt._data.get("id") if isinstance(evt._data, dict) else None
+            if opened != tab:
+                return unchanged(outputs)
+        elif shown == "hidden":
+            return unchanged(outputs)
+        return fn(*rest, progress=gr_progress) if progress else fn(*rest)
+
+    kwargs.setdefault("concurrency_limit", CONCURRENCY)
+    kwargs.setdefault("trigger_mode", "always_last")
+    gr.on([*triggers, tabs.select], run, [*inputs, ctx.page_tab], outputs, js=page_js, **kwargs)
+
+
+def plot_click_bridge(selector: str, fields: str) -> gr.HTML:
+    """A hidden component whose click event fires with `fields` of a point clicked in the plot
+    under `selector` (Plotly clicks have no Gradio event of their own)."""
+    js = static("plot_click.js").replace("__SELECTOR__", selector).replace("__FIELDS__", fields)
+    return gr.HTML("", visible="hidden", js_on_load=js)

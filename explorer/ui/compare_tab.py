@@ -1,0 +1,158 @@
+"""The Compare tab: prompt A (the prompt above) and prompt B position by position: which heads
+moved their attention, and how the next-token guess moved."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import gradio as gr
+
+from explorer import views
+from explorer.analysis.ablation import head_name
+from explorer.analysis.comparison import Comparison, compare
+from explorer.errors import ExplorerError
+from explorer.figures.insights import compare_figure
+from explorer.insight_views import IOI, compare_heads_table, next_token_diff_table, parse_heads, swap_names
+from explorer.model.capture import analyze, clean_text
+from explorer.ui.common import (
+    Context,
+    clamp_or_last,
+    guarded,
+    placeholder,
+    progress_callback,
+)
+from explorer.ui.state import CONCURRENCY, Session
+
+
+def _head_choices(comparison: Comparison) -> list[tuple[str, str]]:
+    return [
+        (
+            f"{head_name(int(r.layer), int(r.head))} · {r.total_variation:.0%} moved",
+            head_name(int(r.layer), int(r.head)),
+        )
+        for r in comparison.heads.itertuples(index=False)
+    ]
+
+
+def add_compare_tab(ctx: Context) -> None:
+    status = ctx.status
+    with gr.Tab("Compare", id="compare", elem_id="ae-compare-tab"):
+        gr.Markdown(
+            "**Two prompts, position by position.** A is the prompt above; change a word in B (swap the "
+            "names, say) and see which heads shift their attention and how the next-token guess moves.",
+            elem_classes=["ae-help"],
+        )
+        with gr.Row(equal_height=True):
+            prompt_b = gr.Textbox(
+                value=swap_names(IOI),
+                label="Prompt B",
+                lines=2,
+                max_lines=4,
+                scale=6,
+                elem_id="ae-prompt-b",
+            )
+            with gr.Column(scale=1, min_width=180):
+                run = gr.Button("Compare", variant="primary", elem_id="ae-compare-run")
+                swap = gr.Button("Swap the names in A", size="sm", elem_id="ae-swap")
+        alignment = gr.Markdown("", elem_id="ae-compare-alignment")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                gr.Markdown(
+                    "**Heads whose attention moved most** (share of attention that moved)",
+                    elem_classes=["ae-help"],
+                )
+                heads_table = gr.HTML("", elem_id="ae-compare-heads")
+                head = gr.Dropdown(
+                    choices=[],
+                    value=None,
+                    label="Show head",
+                    elem_id="ae-compare-head",
+                    allow_custom_value=True,
+                )
+                gr.Markdown("**Next token: A vs B**", elem_classes=["ae-help", "ae-subhead"])
+                next_table = gr.HTML("", elem_id="ae-compare-next")
+            with gr.Column(scale=3, min_width=420):
+                plot = gr.Plot(
+                    placeholder("Press Compare to see where attention moved."),
+                    show_label=False,
+                    elem_id="ae-compare-diff",
+                )
+        state = gr.State(None)
+    guard = guarded(status)
+
+    @guard
+    def run_compare(
+        prompt: str, session: Session, text_b: str, progress: gr.Progress = gr.Progress()
+    ) -> dict[Any, Any]:
+        loaded = ctx.models.get(session.model, progress_callback(progress))
+        limit = ctx.limits.max_prompt_tokens
+        a = session.analysis
+        progress(0.5, desc="Running the model on both prompts …")
+        with ctx.models.lock(loaded):
+            if a is None or a.model_name != loaded.name or a.text != clean_text(prompt or ""):
+                a = analyze(loaded, prompt, max_tokens=limit)
+            b = analyze(loaded, text_b, max_tokens=limit)
+        comparison = compare(a, b)
+        top = comparison.heads.iloc[0]
+        layer, head_i = int(top["layer"]), int(top["head"])
+        differing = len(comparison.differing)
+        words = (
+            f"{differing} position{'s' * (differing != 1)} differ."
+            if differing
+            else "The tokens are the same."
+        )
+        return {
+            status: "",
+            state: comparison,
+            alignment: f"{views.esc(comparison.alignment)} {words}",
+            heads_table: compare_heads_table(comparison),
+            head: gr.update(choices=_head_choices(comparison), value=head_name(layer, head_i)),
+            next_table: next_token_diff_table(comparison),
+            plot: compare_figure(comparison, layer, head_i),
+        }
+
+    run.click(
+        run_compare,
+        [ctx.prompt, ctx.session, prompt_b],
+        [status, state, alignment, heads_table, head, next_table, plot],
+        api_name="compare",
+        show_progress_on=[plot],
+        concurrency_limit=CONCURRENCY,
+        concurrency_id="compare",
+    )
+
+    @guard
+    def show_head(comparison: Comparison | None, name: Any) -> dict[Any, Any]:
+        if comparison is None:
+            raise ExplorerError("Press Compare first.")
+        (found,) = parse_heads(name) or ["L0H0"]
+        layer, head_i = (int(x) for x in re.findall(r"\d+", found))
+        n_layer, n_head = comparison.diff.shape[:2]
+        return {
+            status: "",
+            plot: compare_figure(comparison, clamp_or_last(layer, n_layer), clamp_or_last(head_i, n_head)),
+        }
+
+    head.input(
+        show_head,
+        [state, head],
+        [status, plot],
+        api_name="compare_head",
+        trigger_mode="always_last",
+        show_progress_on=[plot],
+    )
+    swap.click(
+        guard(lambda prompt: {status: "", prompt_b: swap_names(prompt or "")}),
+        [ctx.prompt],
+        [status, prompt_b],
+        api_visibility="private",
+        show_progress="hidden",
+    )
+
+    def stale(comparison: Comparison | None) -> Any:
+        if comparison is None:
+            return gr.update()
+        return "*The prompt changed: press **Compare** to compare it with B.*"
+
+    ctx.analyzed.change(stale, [state], [alignment], api_visibility="private", show_progress="hidden")

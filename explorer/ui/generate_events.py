@@ -1,0 +1,385 @@
+"""The Generate tab's events: the session's generation (started afresh when the prompt or the
+model changes), one step at a time, and the view of a step, as replies of the components they change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from explorer import views
+from explorer.errors import ExplorerError
+from explorer.figures import live
+from explorer.model.capture import clean_text, display_tokens
+from explorer.model.generation import GenerationSession, StepResult
+from explorer.model.loading import LoadedModel
+from explorer.ui.common import Context, clamp, guarded, guarded_stream, placeholder
+from explorer.ui.generate_tab import GenerateTab
+from explorer.ui.serving import TRIM_EVERY, release_free_memory
+from explorer.ui.state import CONCURRENCY, Session, remember
+
+# --- the session's generation --------------------------------------------------------------------
+
+
+def settings_of(greedy: bool, temperature: float, top_k: float, top_p: float, seed: Any) -> dict[str, Any]:
+    return {
+        "greedy": bool(greedy),
+        "temperature": temperature,
+        "top_k": 0 if top_k is None else top_k,  # the session checks it (NaN from the API)
+        "top_p": top_p,
+        "seed": 0 if seed is None else seed,
+    }
+
+
+def model_key_of(gen: GenerationSession) -> str | None:
+    return getattr(gen, "app_model_key", None)
+
+
+def cut_prompt(loaded: LoadedModel, prompt: str, limit: int | None) -> tuple[str, int]:
+    """The prompt cut to `limit` tokens (None: no limit), and how many tokens were cut."""
+    if limit is None or not isinstance(prompt, str):
+        return prompt, 0
+    ids = loaded.tokenizer(clean_text(prompt))["input_ids"]
+    if len(ids) <= limit:
+        return prompt, 0
+    return loaded.tokenizer.decode(ids[:limit]), len(ids) - limit
+
+
+def ensure_generation(
+    ctx: Context, session: Session, prompt: str, settings: dict[str, Any]
+) -> tuple[GenerationSession, bool]:
+    """The session's generation, started afresh when the prompt or the model changed."""
+    gen = session.generation
+    if gen is not None and session.gen_prompt == prompt and model_key_of(gen) == session.model:
+        return gen, False
+    loaded = ctx.models.get(session.model)
+    text, cut = cut_prompt(loaded, prompt, ctx.limits.max_prompt_tokens)
+    with ctx.models.lock(loaded):
+        gen = GenerationSession(loaded, text, max_new_tokens=ctx.limits.max_new_tokens, **settings)
+    gen.app_model_key = session.model  # type: ignore[attr-defined]
+    session.generation, session.gen_prompt, session.steps, session.token_text = gen, prompt, {}, {}
+    session.gen_cut = cut + gen.truncated
+    return gen, True
+
+
+def token_names(session: Session, gen: GenerationSession, ids: Sequence[int]) -> list[str]:
+    """Display strings of token ids, remembered per id: a step names up to n_ctx tokens."""
+    known = session.token_text
+    missing = [i for i in dict.fromkeys(ids) if i not in known]
+    if missing:
+        known.update(zip(missing, display_tokens(gen.tokenizer, missing), strict=True))
+    return [known[i] for i in ids]
+
+
+def attention_figure(
+    session: Session, gen: GenerationSession, result: StepResult, layer: Any, head: Any
+) -> Any:
+    """The attention row of the step shown, always the newest token (see state.remember)."""
+    pattern = gen.last_pattern  # [layer, head, key]
+    layer = clamp(layer, pattern.shape[0])
+    head_i = None if head in (None, -1, "-1") else clamp(head, pattern.shape[1])
+    names = token_names(session, gen, gen.ids[: result.position + 1])
+    return live.new_token_attention(pattern, names, result, layer, head_i)
+
+
+def generation_view(
+    tab: GenerateTab,
+    session: Session,
+    gen: GenerationSession,
+    result: StepResult | None,
+    layer: Any,
+    head: Any,
+) -> dict[Any, Any]:
+    """The text, the timeline, and the distribution and attention of `result` (None: the next token's)."""
+    prompt_text = gen.tokenizer.decode(gen.ids[: gen.prompt_len])
+    pieces = [gen.tokenizer.decode([i]) for i in gen.generated]
+    forced = [h.forced for h in gen.history]
+    out: dict[Any, Any] = {
+        tab.text: views.generation_html(prompt_text, pieces, forced),
+        tab.timeline: live.timeline(gen),
+    }
+    if result is None:
+        out[tab.dist] = live.preview_figure(gen)
+        out[tab.attn] = placeholder("Step to see where the new token looks.", height=300)
+        out[tab.step_md] = (
+            f"{len(gen.generated)} tokens generated. The chart shows the distribution "
+            "for the next token; press **Step** to choose it."
+        )
+        return out
+    out[tab.dist] = live.step_distribution(result, len(gen.generated))
+    out[tab.attn] = attention_figure(session, gen, result, layer, head)
+    out[tab.step_md] = views.step_summary(
+        result.position,
+        result.display,
+        result.prob,
+        result.warped_prob,
+        result.entropy,
+        result.forced,
+        result.finished,
+        greedy=gen.greedy,
+    )
+    return out
+
+
+# --- wiring ----------------------------------------------------------------------------------------
+
+
+class _Handlers:
+    """The tab's event handlers; each reply is a dict of the components it changes."""
+
+    def __init__(self, ctx: Context, tab: GenerateTab) -> None:
+        self.ctx, self.tab = ctx, tab
+        self.outputs = [
+            ctx.status,
+            ctx.session,
+            tab.text,
+            tab.step_md,
+            tab.dist,
+            tab.attn,
+            tab.timeline,
+            tab.attn_layer,
+            tab.attn_head,
+        ]
+
+    def one_step(
+        self, prompt: str, session: Session, settings: Sequence[Any], force: int | str | None = None
+    ) -> tuple[GenerationSession, StepResult, bool]:
+        gen, fresh = ensure_generation(self.ctx, session, prompt, settings_of(*settings))
+        gen.configure(**settings_of(*settings))
+        with self.ctx.models.lock(gen.loaded):
+            result = gen.step() if force is None else gen.force(force)
+        remember(session, result)
+        if result.position % TRIM_EVERY == 0:
+            release_free_memory()
+        return gen, result, fresh
+
+    def respond(
+        self,
+        session: Session,
+        gen: GenerationSession,
+        result: StepResult | None,
+        layer: Any,
+        head: Any,
+        fresh: bool,
+        message: str = "",
+    ) -> dict[Any, Any]:
+        tab = self.tab
+        if fresh and not message:
+            message = f"Generating from the prompt ({gen.prompt_len} tokens)."
+            if session.gen_cut:
+                message += f" The prompt was cut: {session.gen_cut} tokens did not fit."
+        session.shown_position = len(gen.ids) if result is None else result.position
+        out = {self.ctx.status: message, self.ctx.session: session}
+        n_layer, n_head = gen.loaded.n_layer, gen.loaded.n_head
+        if fresh:
+            out |= {
+                tab.attn_layer: gr.update(maximum=max(1, n_layer - 1), value=clamp(layer, n_layer)),
+                tab.attn_head: gr.update(
+                    choices=[("mean over heads", -1)] + [(f"head {h}", h) for h in range(n_head)]
+                ),
+            }
+        else:
+            # Values, not an omitted output, once the ranges are set: Gradio treats an omitted output
+            # as an empty update and keeps a new copy of that component in the session for each one
+            # (two per step, for good, as these are inputs too).
+            out |= {tab.attn_layer: clamp(layer, n_layer), tab.attn_head: head}
+        return out | generation_view(tab, session, gen, result, layer, head)
+
+    # Explicit parameters: Gradio reads them for the API's names and to pass gr.EventData.
+    def step(
+        self,
+        prompt: str,
+        session: Session,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+    ) -> dict[Any, Any]:
+        gen, result, fresh = self.one_step(prompt, session, (greedy, temperature, top_k, top_p, seed))
+        return self.respond(session, gen, result, layer, head, fresh)
+
+    def run(
+        self,
+        prompt: str,
+        session: Session,
+        n: Any,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+    ) -> Iterator[dict[Any, Any]]:
+        count = int(np.clip(int(n or 1), 1, self.ctx.limits.max_run_tokens))
+        for i in range(count):
+            gen, result, fresh = self.one_step(prompt, session, (greedy, temperature, top_k, top_p, seed))
+            yield self.respond(session, gen, result, layer, head, fresh and i == 0)
+            if result.finished:
+                break
+
+    def force(
+        self,
+        token: str,
+        prompt: str,
+        session: Session,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+    ) -> dict[Any, Any]:
+        if not token:
+            raise ExplorerError("Type the token to force, or click a bar of the distribution.")
+        token = token.replace("␣", " ").replace("↵", "\n")
+        settings = (greedy, temperature, top_k, top_p, seed)
+        gen, result, fresh = self.one_step(prompt, session, settings, token)
+        return self.respond(session, gen, result, layer, head, fresh)
+
+    def force_id(
+        self,
+        prompt: str,
+        session: Session,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+        evt: gr.EventData,
+    ) -> dict[Any, Any]:
+        try:
+            token_id = int(evt.token_id)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError) as err:
+            raise ExplorerError("That bar has no token to force.") from err
+        # The chart shows the distribution a token was drawn from: a bar there replaces that token.
+        gen, shown = session.generation, session.shown_position
+        message = ""
+        if gen is not None and shown is not None and session.gen_prompt == prompt and shown < len(gen.ids):
+            self.take_back(session, gen, len(gen.ids) - shown)
+            message = "Replaced the chosen token with the one you clicked."
+        settings = (greedy, temperature, top_k, top_p, seed)
+        gen, result, fresh = self.one_step(prompt, session, settings, token_id)
+        return self.respond(session, gen, result, layer, head, fresh, message)
+
+    def take_back(self, session: Session, gen: GenerationSession, n: int) -> None:
+        with self.ctx.models.lock(gen.loaded):
+            gen.rewind(n)
+        for position in [p for p in session.steps if p >= len(gen.ids)]:
+            del session.steps[position]
+
+    def rewind(self, session: Session, layer: Any, head: Any) -> dict[Any, Any]:
+        gen = session.generation
+        if gen is None or not gen.generated:
+            raise ExplorerError("Nothing to rewind: no tokens have been generated yet.")
+        return self.back_to(session, gen, len(gen.generated) - 1, layer, head)
+
+    def back_to(
+        self, session: Session, gen: GenerationSession, keep: int, layer: Any, head: Any
+    ) -> dict[Any, Any]:
+        """Keep the first `keep` generated tokens and show the last kept step again."""
+        removed = len(gen.generated) - keep
+        self.take_back(session, gen, removed)
+        result = session.steps.get(len(gen.ids) - 1) if gen.generated else None
+        noun = "token" if removed == 1 else "tokens"
+        message = f"Took back {removed} {noun}; {len(gen.generated)} generated tokens remain."
+        return self.respond(session, gen, result, layer, head, False, message)
+
+    def rewind_to(self, session: Session, layer: Any, head: Any, evt: gr.EventData) -> dict[Any, Any]:
+        gen = session.generation
+        try:
+            step = int(round(float(evt.step)))  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError):
+            return gr.skip()
+        if gen is None or not 0 <= step < len(gen.generated) - 1:
+            return gr.skip()  # the last point: nothing to take back
+        return self.back_to(session, gen, step + 1, layer, head)
+
+    def restart(
+        self,
+        prompt: str,
+        session: Session,
+        greedy: bool,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        seed: Any,
+        layer: Any,
+        head: Any,
+    ) -> dict[Any, Any]:
+        session.generation = None
+        settings = settings_of(greedy, temperature, top_k, top_p, seed)
+        gen, _ = ensure_generation(self.ctx, session, prompt, settings)
+        return self.respond(session, gen, None, layer, head, True, "Starting again from the prompt.")
+
+    def configure(
+        self, session: Session, greedy: bool, temperature: float, top_k: float, top_p: float, seed: Any
+    ) -> dict[Any, Any]:
+        gen = session.generation
+        if gen is None:
+            return {self.ctx.status: ""}
+        gen.configure(**settings_of(greedy, temperature, top_k, top_p, seed))
+        session.shown_position = len(gen.ids)
+        return {
+            self.ctx.status: "",
+            self.tab.dist: live.preview_figure(gen),
+            self.tab.step_md: "Settings changed: the chart now shows the next token's distribution with them.",
+        }
+
+    def show_attention(self, session: Session, layer: Any, head: Any) -> dict[Any, Any]:
+        gen = session.generation
+        result = session.steps.get(len(gen.ids) - 1) if gen is not None else None
+        if gen is None or result is None:
+            return gr.skip()
+        return {self.tab.attn: attention_figure(session, gen, result, layer, head)}
+
+
+def wire_generate_tab(ctx: Context, tab: GenerateTab) -> None:
+    h = _Handlers(ctx, tab)
+    guard, guard_stream = guarded(ctx.status), guarded_stream(ctx.status)
+    outputs = h.outputs
+    view: list[Any] = [tab.attn_layer, tab.attn_head]
+    gen_inputs = [ctx.prompt, ctx.session, *tab.settings, *view]
+    limit: dict[str, Any] = {"concurrency_limit": CONCURRENCY, "concurrency_id": "generate"}
+    tab.step.click(guard(h.step), gen_inputs, outputs, api_name="step", **limit)
+    run_event = tab.run.click(
+        guard_stream(h.run),
+        [ctx.prompt, ctx.session, tab.n, *tab.settings, *view],
+        outputs,
+        api_name="run",
+        **limit,
+    )
+    tab.stop.click(None, None, None, cancels=[run_event], api_visibility="private")
+    force_inputs = [tab.force_text, *gen_inputs]
+    tab.force.click(guard(h.force), force_inputs, outputs, api_name="force", **limit)
+    tab.force_text.submit(guard(h.force), force_inputs, outputs, api_visibility="private", **limit)
+    tab.bar_click.click(guard(h.force_id), gen_inputs, outputs, api_visibility="private", **limit)
+    tab.rewind.click(guard(h.rewind), [ctx.session, *view], outputs, api_name="rewind", **limit)
+    tab.timeline_click.click(
+        guard(h.rewind_to), [ctx.session, *view], outputs, api_visibility="private", **limit
+    )
+    tab.restart.click(guard(h.restart), gen_inputs, outputs, api_name="restart", **limit)
+    for component in tab.settings:
+        component.input(
+            guard(h.configure),
+            [ctx.session, *tab.settings],
+            [ctx.status, tab.dist, tab.step_md],
+            api_visibility="private",
+            trigger_mode="always_last",
+        )
+    for component in view:
+        component.input(
+            guard(h.show_attention),
+            [ctx.session, *view],
+            [tab.attn],
+            api_visibility="private",
+            trigger_mode="always_last",
+        )

@@ -1,0 +1,158 @@
+"""The Generate tab's layout: Step, Run, Stop, force a token, rewind, restart; the sampling
+settings; each step's next-token distribution, where the new token looked, and a confidence
+timeline. Its events are in generate_events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from explorer import views
+from explorer.ui.common import placeholder, plot_click_bridge
+from explorer.ui.state import Limits
+
+EMPTY_TEXT = "Press Step to add one token to the prompt, or Run to add several."
+
+
+@dataclass(frozen=True)
+class GenerateTab:
+    step: gr.Button
+    run: gr.Button
+    stop: gr.Button
+    rewind: gr.Button
+    restart: gr.Button
+    text: gr.HTML
+    step_md: gr.Markdown
+    dist: gr.Plot
+    force_text: gr.Textbox
+    force: gr.Button
+    timeline: gr.Plot
+    greedy: gr.Checkbox
+    temperature: gr.Slider
+    top_k: gr.Slider
+    top_p: gr.Slider
+    seed: gr.Number
+    n: gr.Slider
+    attn_layer: gr.Slider
+    attn_head: gr.Dropdown
+    attn: gr.Plot
+    bar_click: gr.HTML  # a bridge: fires click with the token_id of a clicked bar
+    timeline_click: gr.HTML  # a bridge: fires click with the step of a clicked point
+
+    @property
+    def settings(self) -> list[Any]:
+        return [self.greedy, self.temperature, self.top_k, self.top_p, self.seed]
+
+
+def build_generate_tab(limits: Limits) -> GenerateTab:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=420):
+            with gr.Row(elem_id="ae-gen-buttons"):
+                step = gr.Button("Step", variant="primary", elem_id="ae-step", min_width=80)
+                run = gr.Button("Run", variant="primary", elem_id="ae-run", min_width=80)
+                stop = gr.Button("Stop", variant="stop", elem_id="ae-stop", min_width=80)
+                rewind = gr.Button("⟲ Rewind", elem_id="ae-rewind", min_width=100)
+                restart = gr.Button("↺ Restart", elem_id="ae-restart", min_width=100)
+            text = gr.HTML(views.empty_html(EMPTY_TEXT), elem_id="ae-gen-text", padding=True)
+            step_md = gr.Markdown("", elem_id="ae-gen-step")
+            dist = gr.Plot(
+                placeholder("The next-token distribution appears here."), show_label=False, elem_id="ae-dist"
+            )
+            gr.Markdown(
+                "**Click a bar** to take that token instead of the chosen one, or type a token to add next:",
+                elem_classes=["ae-help"],
+            )
+            with gr.Row(equal_height=True):
+                force_text = gr.Textbox(
+                    label="Force a token",
+                    show_label=False,
+                    placeholder="a token to add next, e.g. ␣Paris",
+                    scale=4,
+                    elem_id="ae-force-text",
+                )
+                force = gr.Button("Force", scale=1, min_width=90, elem_id="ae-force")
+            timeline = gr.Plot(
+                placeholder("Confidence per step appears here."), show_label=False, elem_id="ae-timeline"
+            )
+            gr.Markdown(
+                "**Click a point** of the timeline to go back to that step.", elem_classes=["ae-help"]
+            )
+        with gr.Column(scale=2, min_width=340):
+            greedy, temperature, top_k, top_p, seed, n = _settings_panel(limits)
+            gr.Markdown("**Where the new token looked**", elem_classes=["ae-subhead"])
+            with gr.Group(), gr.Row():
+                attn_layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-gen-layer")
+                attn_head = gr.Dropdown(
+                    choices=[("mean over heads", -1)],
+                    value=-1,
+                    label="Head",
+                    elem_id="ae-gen-head",
+                    min_width=140,
+                )
+            attn = gr.Plot(
+                placeholder("Where the new token looked."), show_label=False, elem_id="ae-gen-attn"
+            )
+    return GenerateTab(
+        step=step,
+        run=run,
+        stop=stop,
+        rewind=rewind,
+        restart=restart,
+        text=text,
+        step_md=step_md,
+        dist=dist,
+        force_text=force_text,
+        force=force,
+        timeline=timeline,
+        greedy=greedy,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        n=n,
+        attn_layer=attn_layer,
+        attn_head=attn_head,
+        attn=attn,
+        bar_click=plot_click_bridge("#ae-dist", "token_id: p.customdata"),
+        timeline_click=plot_click_bridge("#ae-timeline", "step: p.x"),
+    )
+
+
+def _settings_panel(limits: Limits) -> tuple[Any, ...]:
+    with gr.Group():
+        greedy = gr.Checkbox(value=False, label="Greedy (always the most likely token)", elem_id="ae-greedy")
+        temperature = gr.Slider(
+            0,
+            2,
+            value=1.0,
+            step=0.05,
+            label="Temperature",
+            info="< 1 sharpens, > 1 flattens; 0 is greedy",
+            elem_id="ae-temp",
+        )
+        top_k = gr.Slider(
+            0, 100, value=0, step=1, label="Top-k", info="keep the k likeliest; 0 = off", elem_id="ae-topk"
+        )
+        top_p = gr.Slider(
+            0.05,
+            1,
+            value=1.0,
+            step=0.05,
+            label="Top-p",
+            info="keep the likeliest until they sum to p; 1 = off",
+            elem_id="ae-topp",
+        )
+        with gr.Row():
+            seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, elem_id="ae-seed")
+            n = gr.Slider(
+                1,
+                limits.max_run_tokens,
+                value=min(20, limits.max_run_tokens),
+                step=1,
+                label="Run length",
+                info="tokens per Run",
+                elem_id="ae-n",
+            )
+    return greedy, temperature, top_k, top_p, seed, n

@@ -1,0 +1,144 @@
+"""The header: the app's name, the model line, and the model picker (load, then analyze again;
+on failure the previous model keeps serving)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from explorer import views
+from explorer.errors import ExplorerError, ModelLoadError
+from explorer.model.loading import LoadedModel, ModelPlan
+from explorer.ui.analysis import AnalysisEvent
+from explorer.ui.common import Context, message, progress_callback, status_error, warn
+from explorer.ui.state import CONCURRENCY, HOSTED_MODELS, MODEL_CHOICES, Limits, Session, model_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Header:
+    model_md: gr.Markdown  # the model line: name, size, device, where it came from
+    model_dd: gr.Dropdown  # the picker
+
+
+def model_text(loaded: LoadedModel | ModelPlan, limits: Limits) -> str:
+    return views.model_markdown(
+        loaded.name,
+        loaded.reason,
+        loaded.n_layer,
+        loaded.n_head,
+        loaded.n_ctx,
+        loaded.device if isinstance(loaded, LoadedModel) else "loading …",
+        loaded.is_bundled,
+        limits.hosted,
+    )
+
+
+def build_header(loaded: LoadedModel | ModelPlan, key: str, limits: Limits) -> Header:
+    with gr.Row(elem_id="ae-header", equal_height=True):
+        with gr.Column(scale=3, min_width=360):
+            gr.HTML(
+                "<div class='ae-brand'><h1>Attention Explorer</h1><p>Watch GPT-2 read your prompt: every "
+                "head, the attention arithmetic with the model's own numbers, and generation token by "
+                "token.</p></div>"
+            )
+            model_md = gr.Markdown(model_text(loaded, limits), elem_id="ae-model", elem_classes=["ae-model"])
+        with gr.Column(scale=1, min_width=240):
+            choices = list(MODEL_CHOICES)
+            if key not in dict((v, v) for _, v in choices):
+                choices.append((key, key))
+            hint = (
+                "Loading takes a moment" if limits.hosted else "Pick one, or type a hub id or folder + Enter"
+            )
+            model_dd = gr.Dropdown(
+                choices=choices,
+                value=key,
+                label="Model",
+                info=hint,
+                allow_custom_value=not limits.hosted,
+                elem_id="ae-model-picker",
+            )
+    return Header(model_md, model_dd)
+
+
+def _allowed(ctx: Context, choice: str) -> None:
+    if ctx.limits.hosted and choice not in HOSTED_MODELS:
+        raise ModelLoadError(f"This hosted app can load only {', '.join(HOSTED_MODELS)}.")
+
+
+def switch_model(ctx: Context, header: Header, session: Session, choice: str) -> dict[Any, Any]:
+    """Load the model a link names; if it cannot be loaded here, say so and keep the current one."""
+    try:
+        _allowed(ctx, choice)
+        loaded = ctx.models.get(choice)
+    except Exception as err:  # noqa: BLE001 - a bad link must not stop the page
+        text = f"The link's model could not be loaded: {message(err)} The current model is kept."
+        warn(text)  # a toast too: the analysis that follows on page load replaces the status line
+        return {ctx.status: status_error(text), header.model_dd: gr.update(value=session.model)}
+    key = model_key(loaded, choice)
+    ctx.models.put(key, loaded)
+    session.model, session.generation, session.analysis = key, None, None
+    return {
+        ctx.session: session,
+        header.model_md: model_text(loaded, ctx.limits),
+        header.model_dd: gr.update(value=key),
+    }
+
+
+def wire_model_picker(
+    ctx: Context, header: Header, analysis: AnalysisEvent, gen_text: gr.HTML, gen_step: gr.Markdown
+) -> None:
+    """The picker loads the model, clears the generation, then analyzes the prompt again."""
+    status = ctx.status
+
+    def load(choice: str, session: Session, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
+        choice = (choice or "").strip()
+        previous = session.model
+        try:
+            if not choice:
+                raise ModelLoadError("Choose a model.")
+            _allowed(ctx, choice)
+            loaded = ctx.models.get(choice, progress_callback(progress))
+        except Exception as err:  # noqa: BLE001
+            if not isinstance(err, ExplorerError):
+                log.exception("loading %r failed", choice)
+            text = message(err) + " The previous model keeps serving."
+            warn(text)
+            return {status: status_error(text), header.model_dd: gr.update(value=previous)}
+        key = model_key(loaded, choice)
+        if key != choice:
+            ctx.models.put(key, loaded)
+        session.model, session.generation, session.analysis = key, None, None
+        return {
+            status: f"<span class='ae-ok-text'>✓ {views.esc(loaded.name)} is loaded.</span>",
+            ctx.session: session,
+            header.model_md: model_text(loaded, ctx.limits),
+            header.model_dd: gr.update(value=key),
+            gen_text: views.empty_html("Press Step to add one token to the prompt, or Run to add several."),
+            gen_step: "",
+        }
+
+    def reanalyze(*args: Any, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
+        prompt, session = args[0], args[1]
+        if session.analysis is not None or not isinstance(prompt, str) or not prompt.strip():
+            return gr.skip()  # the load failed (the old analysis stands), or there is nothing to analyze
+        return analysis.fn(*args, progress=progress)
+
+    header.model_dd.input(
+        load,
+        [header.model_dd, ctx.session],
+        [status, ctx.session, header.model_md, header.model_dd, gen_text, gen_step],
+        api_name="load_model",
+        concurrency_limit=2,
+    ).then(
+        reanalyze,
+        analysis.inputs,
+        analysis.outputs,
+        api_visibility="private",
+        concurrency_limit=CONCURRENCY,
+        show_progress_on=analysis.options["show_progress_on"],
+    )

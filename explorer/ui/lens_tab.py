@@ -1,0 +1,89 @@
+"""The Logit lens tab: what the model would predict if it stopped after each layer, for a window
+of positions; the top 5 at every layer for one position. Drawn while it shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from explorer.figures.insights import lens_figure
+from explorer.insight_views import LensView, lens_for, lens_table, lens_window
+from explorer.ui.common import (
+    Context,
+    clamp_or_last,
+    guarded,
+    placeholder,
+    plot_click_bridge,
+    require_analysis,
+    tab_listener,
+)
+from explorer.ui.state import CONCURRENCY, Session
+
+LENS_TAB = "lens"
+
+
+def add_lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
+    status = ctx.status
+    with gr.Tab("Logit lens", id=LENS_TAB, elem_id="ae-lens-tab"):
+        gr.Markdown(
+            "**What the model would predict if it stopped after each layer.** Each cell decodes the "
+            "residual stream at that position with the final layer norm and the output matrix: its "
+            "colour is the top guess's probability, its text the guess. **Click a column** (or pick a "
+            "position) for the top 5 at every layer.",
+            elem_classes=["ae-help"],
+        )
+        plot = gr.Plot(placeholder("The logit lens appears here."), show_label=False, elem_id="ae-lens")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=240):
+                pos = gr.Dropdown(
+                    choices=[], value=None, label="Position", elem_id="ae-lens-pos", allow_custom_value=True
+                )
+            with gr.Column(scale=4, min_width=420):
+                table = gr.HTML("", elem_id="ae-lens-table")
+        cache = gr.State(None)
+        click = plot_click_bridge("#ae-lens", "x: p.x")
+
+    @guarded(status)
+    def show(session: Session, position: Any, view: LensView | None) -> dict[Any, Any]:
+        analysis = require_analysis(session)
+        position = clamp_or_last(position, analysis.n_pos)
+        lo, hi = lens_window(analysis.n_layer + 1, analysis.n_pos, position)
+        key = (analysis.model_name, analysis.tokens, lo, hi)
+        if view is None or view.key != key:
+            view = LensView(key, lo, analysis.n_pos, lens_for(analysis, lo, hi))
+        return {
+            cache: view,
+            plot: lens_figure(view, position),
+            table: lens_table(view, position),
+            pos: gr.update(
+                choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=position
+            ),
+        }
+
+    outputs = [status, cache, plot, table, pos]
+    common: dict[str, Any] = {
+        "trigger_mode": "always_last",
+        "concurrency_limit": CONCURRENCY,
+        "concurrency_id": "lens",
+        "show_progress_on": [plot],
+    }
+
+    tab_listener(
+        ctx,
+        tabs,
+        LENS_TAB,
+        "ae-lens-tab",
+        [ctx.analyzed.change, ctx.query.change],
+        show,
+        [ctx.session, ctx.query, cache],
+        outputs,
+        api_name="logit_lens",
+        **common,
+    )
+    pos.input(show, [ctx.session, pos, cache], outputs, api_name="lens_position", **common)
+
+    def clicked(session: Session, view: LensView | None, evt: gr.EventData) -> dict[Any, Any]:
+        return show(session, getattr(evt, "x", None), view)
+
+    click.click(clicked, [ctx.session, cache], outputs, api_visibility="private", **common)

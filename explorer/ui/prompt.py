@@ -1,0 +1,94 @@
+"""The prompt, its examples, and the selection bar under it: the token strip (click a token to
+make it the query), layer, head, mean over heads and the query token."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from explorer import views
+from explorer.model.loading import assets_dir
+from explorer.ui.common import static
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromptPanel:
+    prompt: gr.Textbox
+    analyze: gr.Button
+    examples: Any  # gr.Examples, or None when assets/examples.json is missing
+
+
+@dataclass(frozen=True)
+class SelectionBar:
+    tokens: gr.HTML
+    layer: gr.Slider
+    head: gr.Slider
+    mean: gr.Checkbox
+    query: gr.Dropdown
+
+
+def load_examples() -> list[dict[str, str]]:
+    path = assets_dir() / "examples.json"
+    try:
+        return [e for e in json.loads(path.read_text()) if e.get("prompt")]
+    except (OSError, ValueError):
+        log.warning("no examples at %s", path)
+        return []
+
+
+def build_prompt_panel() -> PromptPanel:
+    examples = load_examples()
+    with gr.Row(elem_id="ae-prompt-row", equal_height=True):
+        prompt = gr.Textbox(
+            value=examples[2]["prompt"] if len(examples) > 2 else "",
+            label="Prompt",
+            placeholder="Type some text for GPT-2 to read …",
+            lines=2,
+            max_lines=4,
+            scale=6,
+            elem_id="ae-prompt",
+        )
+        analyze = gr.Button("Analyze", variant="primary", scale=1, min_width=140, elem_id="ae-analyze")
+    ex = None
+    if examples:
+        ex = gr.Examples(
+            examples=[[e["prompt"]] for e in examples],
+            inputs=[prompt],
+            example_labels=[e.get("label", e["prompt"][:30]) for e in examples],
+            label="Examples (click one to analyze it)",
+            elem_id="ae-examples",
+        )
+    return PromptPanel(prompt, analyze, ex)
+
+
+def build_selection_bar() -> SelectionBar:
+    with gr.Group(elem_id="ae-selection"):
+        tokens = gr.HTML(
+            views.empty_html("Press Analyze to see the prompt's tokens."),
+            elem_id="ae-tokens",
+            js_on_load=static("token_click.js"),
+            padding=True,
+        )
+        with gr.Row(equal_height=True):
+            layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-layer", min_width=200)
+            head = gr.Slider(0, 1, value=0, step=1, label="Head", elem_id="ae-head", min_width=200)
+            mean = gr.Checkbox(
+                value=False, label="Mean over the layer's heads", elem_id="ae-mean", min_width=180
+            )
+            # Custom values let API clients pass any position; handlers clamp it to the prompt.
+            query = gr.Dropdown(
+                choices=[],
+                value=None,
+                label="Query token (the one doing the looking)",
+                elem_id="ae-query",
+                min_width=240,
+                scale=2,
+                allow_custom_value=True,
+            )
+    return SelectionBar(tokens, layer, head, mean, query)

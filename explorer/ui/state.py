@@ -1,0 +1,158 @@
+"""What the server keeps: the limits of a request, the models shared by all sessions, and one
+browser session's work (`Session`, in gr.State). No gradio here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from explorer.model.capture import Analysis
+from explorer.model.generation import GenerationSession, StepResult
+from explorer.model.loading import BUNDLED, LoadedModel, ModelPlan, Progress, load_model
+
+log = logging.getLogger(__name__)
+
+HOSTED_MODELS = (BUNDLED, "gpt2", "distilgpt2", "gpt2-medium")
+MODEL_CHOICES = (
+    ("bundled demo model", BUNDLED),
+    ("gpt2", "gpt2"),
+    ("distilgpt2", "distilgpt2"),
+    ("gpt2-medium", "gpt2-medium"),
+)
+CONCURRENCY = 4  # requests of one kind served at once; the rest wait in the queue
+KEPT_STEPS = 64  # recent generation steps kept, to show again after a rewind
+NO_ROW = np.zeros((0, 0, 0), dtype=np.float32)  # a kept step's attention row, not kept (see remember)
+
+# The tabs whose panels wait while hidden (see Session.shown_tab).
+HEADS_TAB, STEPS_TAB, WALK_TAB = "heads", "steps", "walk"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; hosted mode (a public Space) is stricter."""
+
+    hosted: bool = False
+    max_prompt_tokens: int | None = None  # None: the model's context window
+    max_run_tokens: int = 200
+    max_new_tokens: int | None = None
+
+    @classmethod
+    def for_mode(cls, hosted: bool) -> Limits:
+        if hosted:
+            return cls(hosted=True, max_prompt_tokens=256, max_run_tokens=32, max_new_tokens=256)
+        return cls()
+
+
+# --- models shared by all sessions -------------------------------------------------------
+
+
+class ModelCache:
+    """Loaded models by key, at most `capacity`, least recently used dropped first.
+
+    A model's forward passes hold its lock: capture hooks are registered on the shared model,
+    so two passes on one model at once would see each other's tensors.
+    """
+
+    def __init__(
+        self, device: str | None, capacity: int = 2, loader: Callable[..., LoadedModel] = load_model
+    ) -> None:
+        self.device = device
+        self.capacity = capacity
+        self._loader = loader
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._compute: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+
+    def put(self, key: str, loaded: LoadedModel) -> None:
+        with self._lock:
+            self._models[key] = loaded
+            self._models.move_to_end(key)
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+
+    def get(self, key: str, progress: Progress | None = None, source: str | None = "") -> LoadedModel:
+        """The model for `key`, loaded if it is not kept yet: from `source` where given (None is
+        load_model's default model), else from `key`."""
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        with self._load_lock:  # one load at a time; another session may have loaded it meanwhile
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            loaded = self._loader(key if source == "" else source, device=self.device, progress=progress)
+            self.put(key, loaded)  # before another waiting request looks again
+        return loaded
+
+    def lock(self, loaded: LoadedModel) -> threading.Lock:
+        with self._lock:
+            return self._compute.setdefault(loaded.model, threading.Lock())
+
+    def ready(self, key: str) -> bool:
+        with self._lock:
+            return key in self._models
+
+    def preload(self, key: str, source: str | None) -> threading.Thread:
+        """Load `source` as `key` on a thread of its own; requests that need it wait for it."""
+
+        def load() -> None:
+            try:
+                self.get(key, source=source)
+            except Exception:  # noqa: BLE001 - the first request that needs it loads again and says why
+                log.exception("loading %s in the background failed", key)
+
+        thread = threading.Thread(target=load, name="ae-preload", daemon=True)
+        thread.start()
+        return thread
+
+
+def model_key(loaded: LoadedModel | ModelPlan, asked: str | None) -> str:
+    """The cache key and dropdown value for a model: what was asked for, or what it is."""
+    if loaded.is_bundled:
+        return BUNDLED
+    return asked or loaded.name
+
+
+# --- per-session state -------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """One browser session's work. Lives in gr.State, never shared between users."""
+
+    model: str
+    analysis: Analysis | None = None
+    generation: GenerationSession | None = None
+    gen_prompt: str = ""
+    gen_cut: int = 0  # tokens of gen_prompt that did not fit
+    steps: dict[int, StepResult] = field(default_factory=dict)  # recent steps by position
+    # The tab a browser page shows; None for API callers, who see no tabs and get every panel.
+    # A hidden tab's panels are filled when it opens, not with each analysis and selection: the
+    # Q/K/V tab's ~20 cards and plots, and the logit lens decoding every layer, were most of the
+    # server's and the browser's work after a click (see tab_hidden and common.tab_listener).
+    shown_tab: str | None = None
+    shown_position: int | None = None  # the position whose distribution the chart shows
+    token_text: dict[int, str] = field(default_factory=dict)  # display string by token id
+
+
+def tab_hidden(session: Session, tab: str) -> bool:
+    """Whether a browser page shows another tab than `tab`, so that its panels can wait until it opens."""
+    return session.shown_tab is not None and session.shown_tab != tab
+
+
+def remember(session: Session, result: StepResult) -> None:
+    """Keep recent steps to show again after a rewind, without their attention rows: the row
+    shown is always the newest token's, the generation's `last_pattern`, which a rewind
+    computes again. (64 rows would grow with every token: 37 MB for GPT-2 small at 1024.)"""
+    session.steps[result.position] = replace(result, pattern=NO_ROW)
+    for position in sorted(session.steps)[:-KEPT_STEPS]:
+        del session.steps[position]

@@ -1,0 +1,13 @@
+() => {
+  const url = window.location.href;
+  const done = (ok) => {
+    const b = document.querySelector('#ae-copy-link');
+    if (!b) return;
+    const text = b.textContent;
+    b.textContent = ok ? '✓ Copied' : url;
+    setTimeout(() => { b.textContent = text; }, 1600);
+  };
+  if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(url).then(() => done(true), () => done(false));
+  else done(false);
+  return [];
+}

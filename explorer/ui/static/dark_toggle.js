@@ -1,0 +1,1 @@
+(on) => { document.body.classList.toggle('dark', !!on); return []; }

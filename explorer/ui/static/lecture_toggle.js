@@ -1,0 +1,1 @@
+(on) => { window.aeLecture ? window.aeLecture(!!on) : document.body.classList.toggle('ae-lecture', !!on); return []; }

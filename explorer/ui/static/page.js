@@ -1,0 +1,145 @@
+(() => {
+  if (window.__aeInstalled) return;
+  window.__aeInstalled = true;
+  const LECTURE_SCALE = 1.4;
+  const isLecture = () => document.body && document.body.classList.contains('ae-lecture');
+
+  // --- Plotly: PNG and SVG downloads named by layout.meta, larger fonts in lecture mode.
+  // The buttons read the name when clicked, so the config stays the same object for every
+  // figure: Plotly.react then updates a plot in place instead of drawing it anew.
+  const fileName = (gd) => String((gd.layout && gd.layout.meta) || 'attention-explorer').replace(/[^A-Za-z0-9._-]+/g, '-');
+  const download = (format, title, icon) => ({
+    name: 'ae-download-' + format,
+    title,
+    icon,
+    click: (gd) => window.Plotly.downloadImage(gd, {format, filename: fileName(gd), scale: format === 'png' ? 2 : 1,
+      width: gd._fullLayout.width, height: gd._fullLayout.height}),
+  });
+  const SVG_ICON = {width: 1000, height: 1000,
+    path: 'M450 80h100v480l150-150 70 70-270 270-270-270 70-70 150 150zM120 800h760v120H120z'};
+  let extraConfig = null;
+  const configFor = (P) => extraConfig || (extraConfig = {
+    displaylogo: false,
+    modeBarButtonsToRemove: ['toImage'],
+    modeBarButtonsToAdd: [download('png', 'Download plot as PNG', P.Icons.camera), download('svg', 'Download plot as SVG', SVG_ICON)],
+  });
+  const baseFonts = (layout) => ({
+    font: (layout.font && layout.font.size) || 12,
+    title: (layout.title && layout.title.font && layout.title.font.size) || 17,
+  });
+  const scaled = (layout, base) => {
+    const k = isLecture() ? LECTURE_SCALE : 1;
+    const out = Object.assign({}, layout);
+    out.font = Object.assign({}, layout.font || {}, {size: Math.round(base.font * k)});
+    if (layout.title && typeof layout.title === 'object') {
+      out.title = Object.assign({}, layout.title, {font: Object.assign({}, layout.title.font || {}, {size: Math.round(base.title * k)})});
+    }
+    return out;
+  };
+  const patch = (P) => {
+    if (!P || P.__aePatched || typeof P.react !== 'function') return;
+    P.__aePatched = true;
+    const react = P.react.bind(P);
+    P.react = (gd, data, layout, config) => {
+      if (gd && gd.nodeType === 1 && Array.isArray(data) && layout) {
+        const base = baseFonts(layout);
+        layout = scaled(layout, base);
+        config = Object.assign({}, config || {}, configFor(P));
+        const out = react(gd, data, layout, config);
+        gd.__aeBase = base;
+        return out;
+      }
+      return react(gd, data, layout, config);
+    };
+  };
+  if (window.Plotly) patch(window.Plotly);
+  else {
+    let current;
+    Object.defineProperty(window, 'Plotly', {configurable: true, enumerable: true,
+      get: () => current, set: (v) => { current = v; patch(v); }});
+  }
+  const rescalePlots = () => {
+    const P = window.Plotly;
+    if (!P) return;
+    for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+      if (!gd.__aeBase || !gd.layout) continue;
+      const k = isLecture() ? LECTURE_SCALE : 1;
+      const update = {'font.size': Math.round(gd.__aeBase.font * k)};
+      if (gd.layout.title && typeof gd.layout.title === 'object') update['title.font.size'] = Math.round(gd.__aeBase.title * k);
+      P.relayout(gd, update);
+    }
+  };
+  window.aeLecture = (on) => { document.body.classList.toggle('ae-lecture', on); rescalePlots(); };
+
+  // --- Keyboard: never while typing.
+  const typing = (el) => {
+    if (!el || el === document.body) return false;
+    if (el.isContentEditable) return true;
+    const tag = el.tagName;
+    if (tag === 'TEXTAREA' || tag === 'SELECT') return true;
+    return tag === 'INPUT' && !['checkbox', 'radio', 'button', 'submit', 'reset', 'range'].includes(el.type);
+  };
+  const visible = (el) => !!el && el.offsetParent !== null;
+  const showGenerate = () => {
+    const panel = document.getElementById('ae-gen-tab');
+    if (visible(panel)) return 0;
+    const tab = Array.from(document.querySelectorAll('[role=tab]')).find(
+      (t) => (t.getAttribute('aria-controls') === 'ae-gen-tab') || t.id === 'ae-gen-tab-button');
+    if (tab) { tab.click(); return 120; }
+    return 0;
+  };
+  const press = (id) => {
+    const wait = showGenerate();
+    setTimeout(() => {
+      const b = document.getElementById(id);
+      if (b && !b.disabled) b.click();
+      document.documentElement.dataset.aePressed = id;  // what the last key pressed, for tests
+    }, wait);
+  };
+  const running = () => !!document.querySelector('#ae-gen-text.pending, #ae-gen-text .pending, #ae-gen-text.generating, #ae-gen-text .generating, #ae-dist.pending, #ae-dist .pending');
+  const nudge = (id, delta) => {
+    const r = document.querySelector('#' + id + ' input[type=range]');
+    if (!r || r.disabled) return;
+    const v = Math.min(Number(r.max), Math.max(Number(r.min), Number(r.value) + delta));
+    if (v === Number(r.value)) return;
+    r.value = String(v);
+    r.dispatchEvent(new Event('input', {bubbles: true}));
+    r.dispatchEvent(new Event('change', {bubbles: true}));
+  };
+  const moveQuery = (delta) => {
+    const sel = document.querySelector('#ae-tokens .ae-sel');
+    if (!sel) return;
+    const next = document.querySelector('#ae-tokens [data-pos="' + (Number(sel.dataset.pos) + delta) + '"]');
+    if (next) next.click();
+  };
+  let stageAt = -1;
+  const stage = (delta) => {
+    const all = Array.from(document.querySelectorAll('.ae-walk .ae-stage'));
+    if (!all.length || !visible(all[0])) return;
+    stageAt = Math.min(all.length - 1, Math.max(0, stageAt + delta));
+    all.forEach((s, i) => s.classList.toggle('ae-focus', i === stageAt));
+    all[stageAt].scrollIntoView({behavior: 'smooth', block: 'center'});
+  };
+  const KEYS = {
+    'ArrowRight': () => press('ae-step'),
+    'ArrowLeft': () => press('ae-rewind'),
+    ' ': () => press(running() ? 'ae-stop' : 'ae-run'),
+    'j': () => nudge('ae-layer', 1),
+    'k': () => nudge('ae-layer', -1),
+    'l': () => nudge('ae-head', 1),
+    'h': () => nudge('ae-head', -1),
+    ']': () => moveQuery(1),
+    '[': () => moveQuery(-1),
+    'n': () => stage(1),
+    'p': () => stage(-1),
+  };
+  document.addEventListener('keydown', (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    const action = KEYS[event.key];
+    const target = event.target;
+    if (!action || typing(target)) return;
+    event.preventDefault();
+    if (target && target !== document.body && typeof target.blur === 'function') target.blur();
+    action();
+  });
+})();
