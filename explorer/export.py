@@ -39,7 +39,7 @@ from explorer.model.generation import HistoryItem
 REPORT_MAX_POS = 256  # beyond this the report's head figure shows a window of query rows
 
 HEAD_COLUMNS = ("query", "query_token", "query_token_id", "key", "key_token", "key_token_id", "weight")
-HISTORY_COLUMNS = ("position", "token_id", "token", "prob", "entropy_bits", "forced")
+HISTORY_COLUMNS = ("position", "token_id", "token", "prob", "warped_prob", "entropy_bits", "forced")
 
 
 # --- tables ------------------------------------------------------------------------------
@@ -65,13 +65,16 @@ def head_table(analysis: Analysis, layer: int, head: int) -> pd.DataFrame:
 
 
 def history_table(items: Sequence[HistoryItem]) -> pd.DataFrame:
-    """The generated tokens, one row per step: position, id, token, model p, entropy, forced."""
+    """The generated tokens, one row per step: position, id, token, model p, p after the sampling
+    settings, entropy, forced. The numbers are GenerationSession's float64 ones; CSV and JSON write
+    each in full (the shortest repr that reads back to the same float)."""
     return pd.DataFrame(
         {
             "position": [h.position for h in items],
             "token_id": [h.token_id for h in items],
             "token": [h.display for h in items],
             "prob": [h.prob for h in items],
+            "warped_prob": [h.warped_prob for h in items],
             "entropy_bits": [h.entropy for h in items],
             "forced": [h.forced for h in items],
         },

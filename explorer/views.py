@@ -270,14 +270,25 @@ def selection_markdown(bd: Breakdown) -> str:
 
 
 def top_table(tokens: Sequence[str], token_ids: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    """token, token_id, prob for already chosen ids (largest first), as distribution_figure takes."""
+    """token, token_id, prob for already chosen ids (largest first), as distribution_figure takes;
+    prob kept in float64, as GenerationSession computes it."""
     return pd.DataFrame(
         {
             "token": list(tokens),
             "token_id": np.asarray(token_ids, dtype=np.int64),
-            "prob": np.asarray(probs, dtype=np.float32),
+            "prob": np.asarray(probs, dtype=np.float64),
         }
     )
+
+
+def percent(p: float) -> str:
+    """p as a percentage: two decimals, or two significant digits below 0.01% (a token from the
+    tail at p = 8.6e-8 reads 0.0000086%, not 0.00%); below 1e-10, as 1.2e-15."""
+    if not 0 < p < 1e-4:
+        return f"{p:.2%}"
+    if p < 1e-10:
+        return f"{p:.1e}"
+    return f"{p:.{1 - math.floor(math.log10(p * 100))}%}"
 
 
 def step_summary(
@@ -293,7 +304,7 @@ def step_summary(
     how = "forced by you" if forced else "the most likely (greedy)" if greedy else "sampled"
     text = (
         f"**Step at position {position}:** <span class='ae-chip'>{esc(display)}</span> {how} · "
-        f"model p = {prob:.2%} · after settings p = {warped_prob:.2%} · entropy {entropy:.2f} bits"
+        f"model p = {percent(prob)} · after settings p = {percent(warped_prob)} · entropy {entropy:.2f} bits"
     )
     if finished:
         text += f"  \nGeneration has stopped: {esc(finished)}."

@@ -43,13 +43,15 @@ def distribution_figure(
     chosen: str | int | None,
     title: str = "Next token",
     *,
+    chosen_label: str | None = None,
     meta: str | None = None,
     **layout: Any,
 ) -> go.Figure:
     """Next-token probabilities as horizontal bars, largest at top: the raw model and
     (if given) after the sampling settings, side by side. The chosen token's bars are
     outlined and hatched, with an annotation. Each bar's customdata is its token_id,
-    so a click can force that token. `chosen` is a token id, or a display string.
+    so a click can force that token. `chosen` is a token id, or a display string;
+    `chosen_label` its display text (StepResult.display), for when it is not among the bars.
     `layout` is passed on (height, xaxis, …; an axis given replaces the default one's keys).
     """
     frames = {"model": raw}
@@ -100,8 +102,11 @@ def distribution_figure(
             }
         )
     elif chosen_id is not None:
-        label = label_of.get(chosen_id, str(chosen) if chosen is not None else "")
-        heading += f"<br><sup>chosen '{_esc_text(label)}' (id {chosen_id}) is not among these bars</sup>"
+        # A token from the tail, or a forced one: named by its text whenever the caller has it.
+        which = f"chosen id {chosen_id}"
+        if chosen_label is not None:
+            which = f"chosen '{_esc_text(chosen_label)}' (id {chosen_id})"
+        heading += f"<br><sup>{which} is not among these bars</sup>"
     xaxis = {"title": {"text": "probability"}, "tickformat": ".0%", "rangemode": "tozero", "showgrid": True}
     yaxis = {
         "range": [n_rows - 0.5, -0.5],  # largest at top
