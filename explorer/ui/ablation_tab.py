@@ -112,7 +112,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
     def reset(session: Session) -> dict[Any, Any]:
         # Choices only: the values stay as the user left them (run() names a head or layer that
         # this model lacks), so typing while this runs loses nothing.
-        analysis = require_analysis(session)
+        analysis = require_analysis(ctx, session)
         names = [head_name(a, b) for a in range(analysis.n_layer) for b in range(analysis.n_head)]
         layers = [("none", NO_LAYER)] + [(f"layer {i}", i) for i in range(analysis.n_layer)]
         return {
@@ -135,7 +135,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
 
     @guard
     def run(session: Session, heads: Any, layer: Any, mode: str, target: Any) -> dict[Any, Any]:
-        analysis = require_analysis(session)
+        analysis = require_analysis(ctx, session)
         chosen, layer_i = parse_heads(heads), _layer(layer)
         if not chosen and layer_i is None:
             raise ExplorerError("Pick the heads to remove (like L1H3), or a whole layer.")
@@ -164,7 +164,7 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
     def rank(
         session: Session, mode: str, target: Any, progress: gr.Progress = gr.Progress()
     ) -> dict[Any, Any]:
-        analysis = require_analysis(session)
+        analysis = require_analysis(ctx, session)
         loaded = ctx.models.get(session.model)
         n = loaded.n_layer * loaded.n_head
         progress(

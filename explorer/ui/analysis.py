@@ -10,10 +10,10 @@ import gradio as gr
 
 from explorer import figures, views
 from explorer.analysis.arithmetic import breakdown
-from explorer.model.capture import Analysis, analyze, tokenize
-from explorer.ui.common import Context, clamp, guarded, progress_callback, require_analysis
+from explorer.model.capture import Analysis, clean_text, tokenize
+from explorer.ui.common import Context, analysis_for, clamp, guarded, progress_callback, require_analysis
 from explorer.ui.prompt import PromptPanel, SelectionBar
-from explorer.ui.state import CONCURRENCY, STEPS_TAB, Session, tab_hidden
+from explorer.ui.state import CONCURRENCY, STEPS_TAB, AnalysisKey, Session, tab_hidden
 from explorer.ui.steps_tab import StepsTab, step_updates
 
 
@@ -21,6 +21,7 @@ from explorer.ui.steps_tab import StepsTab, step_updates
 class Selection:
     """What shows the selected layer, head and query: the head detail and the Q/K/V tab."""
 
+    ctx: Context
     detail: gr.Plot
     detail_note: gr.Markdown
     steps: StepsTab
@@ -30,7 +31,7 @@ class Selection:
         return [self.detail, self.detail_note, self.steps.selection, *self.steps.step_components]
 
     def outputs(self, session: Session, layer: int, head: int, query: int, mean: bool) -> dict[Any, Any]:
-        analysis = require_analysis(session)
+        analysis = require_analysis(self.ctx, session)
         fig, note = figures.head_detail(analysis, layer, None if mean else head, query)
         bd = breakdown(analysis, layer, head, query)
         out: dict[Any, Any] = {
@@ -95,13 +96,11 @@ def wire_analysis(
         progress: gr.Progress = gr.Progress(),
     ) -> dict[Any, Any]:
         loaded = ctx.models.get(session.model, progress_callback(progress))
-        tokenize(loaded, prompt, ctx.limits.max_prompt_tokens)  # a bad prompt fails here, before…
-        # …the old analysis is let go: two analyses of 1024 tokens would peak at 2.4 GB together.
-        session.analysis = None
+        tokenize(loaded, prompt, ctx.limits.max_prompt_tokens)  # a bad prompt fails here, keeping the old one
+        key = AnalysisKey(session.model, clean_text(prompt), ctx.limits.max_prompt_tokens)
         progress(0.5, desc="Running the model …")
-        with ctx.models.lock(loaded):
-            analysis = analyze(loaded, prompt, max_tokens=ctx.limits.max_prompt_tokens)
-        session.analysis = analysis
+        analysis = analysis_for(ctx, key)  # shared: the same prompt on the same model runs once
+        session.analysis, session.analysis_key = analysis, key
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
         query = analysis.n_pos - 1
         out = {
@@ -146,7 +145,7 @@ def wire_selection(ctx: Context, bar: SelectionBar, selection: Selection) -> Non
 
     @guarded(status)
     def select(session: Session, layer: Any, head: Any, query: Any, mean: bool) -> dict[Any, Any]:
-        analysis = require_analysis(session)
+        analysis = require_analysis(ctx, session)
         layer, head, query = (
             clamp(layer, analysis.n_layer),
             clamp(head, analysis.n_head),
@@ -168,7 +167,7 @@ def wire_selection(ctx: Context, bar: SelectionBar, selection: Selection) -> Non
 
     @guarded(status)
     def pick_token(session: Session, layer: Any, head: Any, mean: bool, evt: gr.EventData) -> dict[Any, Any]:
-        analysis = require_analysis(session)
+        analysis = require_analysis(ctx, session)
         query = clamp(getattr(evt, "pos", None) if evt else None, analysis.n_pos)
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
         out = {status: "", ctx.query: query, bar.tokens: tokens_html(analysis, query)}

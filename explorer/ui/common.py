@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import reprlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache, wraps
@@ -17,9 +18,9 @@ import plotly.graph_objects as go
 
 from explorer import figures, views
 from explorer.errors import ExplorerError
-from explorer.model.capture import Analysis
+from explorer.model.capture import Analysis, analyze
 from explorer.model.loading import Progress
-from explorer.ui.state import CONCURRENCY, Limits, ModelCache, Session
+from explorer.ui.state import CONCURRENCY, AnalysisKey, AnalysisStore, Limits, ModelCache, Session
 from explorer.walkthrough import UI_TEXT
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Context:
     mean: gr.Checkbox
     query: gr.Dropdown
     models: ModelCache
+    analyses: AnalysisStore
     limits: Limits
     page_tab: gr.Textbox  # hidden: "shown"/"hidden" from the page's script, "" from API callers
 
@@ -75,10 +77,40 @@ def clamp_or_last(value: Any, top: int) -> int:
         return max(0, top - 1)
 
 
-def require_analysis(session: Session) -> Analysis:
-    if session.analysis is None:
+RECOMPUTED = "This prompt's analysis had been let go to save the server's memory; it was computed again."
+
+
+def analysis_for(ctx: Context, key: AnalysisKey) -> Analysis:
+    """The analysis of `key`: shared with every session that asked for the same, or run now."""
+    loaded = ctx.models.get(key.model)
+
+    def run() -> Analysis:
+        with ctx.models.lock(loaded):
+            return analyze(loaded, key.text, max_tokens=key.max_tokens)
+
+    return ctx.analyses.compute(key, run)
+
+
+def current_analysis(ctx: Context, session: Session) -> Analysis | None:
+    """The session's analysis, computed again if the store let it go (the session keeps its
+    prompt's key, so nothing it showed is lost); None before its first analysis."""
+    if (analysis := session.analysis) is not None:
+        return analysis
+    key = session.analysis_key
+    if key is None:
+        return None
+    analysis = ctx.analyses.get(key)
+    if analysis is None:
+        analysis = analysis_for(ctx, key)
+        session.note = RECOMPUTED
+    session.analysis = analysis
+    return analysis
+
+
+def require_analysis(ctx: Context, session: Session) -> Analysis:
+    if (analysis := current_analysis(ctx, session)) is None:
         raise ExplorerError("Analyze a prompt first.")
-    return session.analysis
+    return analysis
 
 
 def placeholder(message: str, height: int = 260) -> go.Figure:
@@ -116,6 +148,24 @@ def warn(text: str) -> None:
     gr.Warning(views.esc(text))
 
 
+def refused(handler: str, err: BaseException) -> None:
+    """A toast for the user; for the log one line for what was refused, a traceback for a bug."""
+    if isinstance(err, ExplorerError):
+        log.info("refused (%s): %s", handler, reprlib.repr(str(err)))
+    else:
+        log.exception("handler %s failed", handler)
+    warn(message(err))
+
+
+def with_note(status: gr.Markdown, args: tuple[Any, ...], out: Any) -> Any:
+    """`out` with the session's pending note (see Session.note) as the status line."""
+    session = next((a for a in args if isinstance(a, Session)), None)
+    if session is None or not session.note or not isinstance(out, dict):
+        return out
+    note, session.note = session.note, ""
+    return out | {status: f"<span class='ae-ok-text'>{views.esc(note)}</span>"}
+
+
 def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Turn ExplorerError (and anything unexpected) into a status line and a toast."""
 
@@ -123,12 +173,11 @@ def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[...,
         @wraps(fn)
         def handler(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                out = fn(*args, **kwargs)
             except Exception as err:  # noqa: BLE001 - every error becomes a message
-                if not isinstance(err, ExplorerError):
-                    log.exception("handler %s failed", fn.__name__)
-                warn(message(err))
+                refused(fn.__name__, err)
                 return {status: status_error(message(err))}
+            return with_note(status, args, out)
 
         return handler
 
@@ -144,11 +193,10 @@ def guarded_stream(
         @wraps(fn)
         def handler(*args: Any, **kwargs: Any) -> Iterator[Any]:
             try:
-                yield from fn(*args, **kwargs)
+                for out in fn(*args, **kwargs):
+                    yield with_note(status, args, out)
             except Exception as err:  # noqa: BLE001
-                if not isinstance(err, ExplorerError):
-                    log.exception("handler %s failed", fn.__name__)
-                warn(message(err))
+                refused(fn.__name__, err)
                 yield {status: status_error(message(err))}
 
         return handler

@@ -18,6 +18,7 @@ from explorer.model.capture import analyze, clean_text
 from explorer.ui.common import (
     Context,
     clamp_or_last,
+    current_analysis,
     guarded,
     placeholder,
     progress_callback,
@@ -87,7 +88,7 @@ def add_compare_tab(ctx: Context) -> None:
     ) -> dict[Any, Any]:
         loaded = ctx.models.get(session.model, progress_callback(progress))
         limit = ctx.limits.max_prompt_tokens
-        a = session.analysis
+        a = current_analysis(ctx, session)
         progress(0.5, desc="Running the model on both prompts …")
         with ctx.models.lock(loaded):
             if a is None or a.model_name != loaded.name or a.text != clean_text(prompt or ""):

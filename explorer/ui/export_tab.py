@@ -67,7 +67,7 @@ def _generation_settings(session: Session) -> dict[str, Any]:
     return {"model": model_key_of(gen), **{k: getattr(gen, k) for k in keys}}
 
 
-def export_file(kind: str, session: Session, layer: Any, head: Any, query: Any) -> str:
+def export_file(ctx: Context, kind: str, session: Session, layer: Any, head: Any, query: Any) -> str:
     """Write one download for the session's analysis (or generation) and return its path."""
     gen = session.generation
     history = list(gen.history) if gen is not None else []
@@ -83,7 +83,7 @@ def export_file(kind: str, session: Session, layer: Any, head: Any, query: Any) 
             )
         )
     else:
-        analysis = require_analysis(session)
+        analysis = require_analysis(ctx, session)
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
         query = clamp(query, analysis.n_pos)
         if kind == "head_csv":
@@ -131,7 +131,7 @@ def wire_export_tab(ctx: Context, tab: ExportTab) -> None:
     def handler(kind: str) -> Callable[..., dict[Any, Any]]:
         @guard
         def run(session: Session, layer: Any, head: Any, query: Any) -> dict[Any, Any]:
-            path = export_file(kind, session, layer, head, query)
+            path = export_file(ctx, kind, session, layer, head, query)
             return {ctx.status: "", tab.file: path}
 
         return run

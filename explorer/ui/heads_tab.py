@@ -51,7 +51,7 @@ def wire_overview_click(ctx: Context, tab: HeadsTab, selection: Selection) -> No
 
     @guarded(ctx.status)
     def open_head(session: Session, query: Any, evt: gr.EventData) -> dict[Any, Any]:
-        analysis = require_analysis(session)
+        analysis = require_analysis(ctx, session)
         try:
             x, y = float(evt.x), float(evt.y)  # type: ignore[attr-defined]
         except (AttributeError, TypeError, ValueError):

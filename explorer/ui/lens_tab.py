@@ -46,7 +46,7 @@ def add_lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
 
     @guarded(status)
     def show(session: Session, position: Any, view: LensView | None) -> dict[Any, Any]:
-        analysis = require_analysis(session)
+        analysis = require_analysis(ctx, session)
         position = clamp_or_last(position, analysis.n_pos)
         lo, hi = lens_window(analysis.n_layer + 1, analysis.n_pos, position)
         key = (analysis.model_name, analysis.tokens, lo, hi)

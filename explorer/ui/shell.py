@@ -12,6 +12,7 @@ from explorer.model.loading import LoadedModel, ModelPlan, load_model, plan_mode
 from explorer.ui import (
     ablation_tab,
     analysis,
+    attribution_tab,
     compare_tab,
     export_tab,
     generate_events,
@@ -28,7 +29,17 @@ from explorer.ui import (
     walkthrough_tab,
 )
 from explorer.ui.common import Context, static
-from explorer.ui.state import HEADS_TAB, HOSTED_MODELS, STEPS_TAB, Limits, ModelCache, Session, model_key
+from explorer.ui.state import (
+    HEADS_TAB,
+    HOSTED_MODELS,
+    STEPS_TAB,
+    AnalysisStore,
+    Limits,
+    ModelCache,
+    Session,
+    idle_seconds,
+    model_key,
+)
 
 FOOTER = (
     "Attention weights are the model's own, captured with hooks; every number in the step-by-step "
@@ -45,6 +56,7 @@ def build_app(
     cache_size: int = 2,
     extra_tabs: Sequence[Callable[[Context], None]] = (),
     load_in_background: bool = False,
+    analysis_budget: int | None = None,
 ) -> gr.Blocks:
     """The app, with `model` (see load_model) loaded and serving.
 
@@ -53,7 +65,8 @@ def build_app(
     (a local model on the CPU or the automatic device) checks the model's folder now and loads
     it once `launch` has the server answering: importing torch and transformers and reading the
     weights take longer than building and serving the page, and a request that needs the model
-    waits for it.
+    waits for it. `analysis_budget` bounds, in bytes, the analyses all sessions hold together
+    (default: EXPLORER_ANALYSIS_BUDGET_MB, else from the machine's memory; see AnalysisStore).
     """
     limits = Limits.for_mode(hosted)
     if hosted and model not in (None, *HOSTED_MODELS):
@@ -72,7 +85,8 @@ def build_app(
 
     with gr.Blocks(title="Attention Explorer", fill_width=True) as demo:
         # --- layout, top to bottom ---
-        session = gr.State(Session(model=key))
+        # Released when its tab closes (serving.free_on_close) or after this long untouched.
+        session = gr.State(Session(model=key), time_to_live=idle_seconds())
         analyzed = gr.State(0)
         top = header.build_header(first, key, limits)
         bar = lecture_bar.build_lecture_bar()
@@ -89,6 +103,7 @@ def build_app(
             mean=selected.mean,
             query=selected.query,
             models=models,
+            analyses=AnalysisStore(analysis_budget),
             limits=limits,
             page_tab=gr.Textbox("", visible=False),
         )
@@ -103,6 +118,7 @@ def build_app(
             ablation_tab.add_ablation_tab(ctx)
             lens_tab.add_lens_tab(ctx, tabs)
             compare_tab.add_compare_tab(ctx)
+            why = attribution_tab.build_why_tab()
             walk = walkthrough_tab.build_walkthrough_tab()
             exports = export_tab.build_export_tab()
             for extra in extra_tabs:
@@ -111,7 +127,7 @@ def build_app(
 
         # --- wiring: one analysis feeds every tab; the selection redraws the detail and the steps ---
         tabs.select(None, js=static("selection_visibility.js"))
-        selection = analysis.Selection(heads.detail, heads.detail_note, steps)
+        selection = analysis.Selection(ctx, heads.detail, heads.detail_note, steps)
         analyzed_event = analysis.wire_analysis(ctx, entry, selected, heads.overview, selection)
         analysis.wire_selection(ctx, selected, selection)
         heads_tab.wire_overview_click(ctx, heads, selection)
@@ -119,6 +135,7 @@ def build_app(
         generate_events.wire_generate_tab(ctx, gen)
         header.wire_model_picker(ctx, top, analyzed_event, gen.text, gen.step_md)
         export_tab.wire_export_tab(ctx, exports)
+        attribution_tab.wire_why_tab(ctx, why, tabs, selection, selected, analyzed_event)
         walkthrough_tab.wire_walkthrough(ctx, walk, bar.lang, gen, tabs)
         view = view_state.ViewPanels(top, selected, gen, bar, selection)
         view_state.wire_view_state(demo, ctx, view, analyzed_event)

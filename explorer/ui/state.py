@@ -1,9 +1,11 @@
-"""What the server keeps: the limits of a request, the models shared by all sessions, and one
-browser session's work (`Session`, in gr.State). No gradio here."""
+"""What the server keeps: the limits of a request, the models and the analyses shared by all
+sessions (each within a bound), and one browser session's work (`Session`, in gr.State).
+No gradio here."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -122,6 +124,114 @@ def model_key(loaded: LoadedModel | ModelPlan, asked: str | None) -> str:
     return asked or loaded.name
 
 
+# --- analyses shared by all sessions, within a memory budget ----------------------------------
+
+ANALYSIS_BUDGET_ENV = "EXPLORER_ANALYSIS_BUDGET_MB"
+IDLE_ENV = "EXPLORER_IDLE_SECONDS"
+IDLE_SECONDS = 3600  # a session untouched this long is released (gr.State's time to live)
+
+
+def default_analysis_budget() -> int:
+    """Bytes all sessions' analyses may hold together: EXPLORER_ANALYSIS_BUDGET_MB, else an
+    eighth of the machine's memory, between 256 MB and 4 GB (a gpt2 analysis of 1024 tokens
+    is ~1.1 GB; the bundled model's of 256 tokens ~10 MB)."""
+    if env := os.environ.get(ANALYSIS_BUDGET_ENV, "").strip():
+        return int(float(env) * 2**20)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = 8 * 2**30
+    return int(np.clip(total // 8, 256 * 2**20, 4 * 2**30))
+
+
+def idle_seconds() -> float:
+    env = os.environ.get(IDLE_ENV, "").strip()
+    return float(env) if env else IDLE_SECONDS
+
+
+@dataclass(frozen=True)
+class AnalysisKey:
+    """What makes two analyses the same: the model (its cache key), the text, the token limit."""
+
+    model: str
+    text: str
+    max_tokens: int | None
+
+
+def analysis_bytes(analysis: Analysis) -> int:
+    """The arrays an analysis holds (not the model's weights, which it only refers to)."""
+    arrays = [value for value in vars(analysis).values() if isinstance(value, np.ndarray)]
+    return int(sum(a.nbytes for a in arrays) + analysis.pattern.nbytes)
+
+
+class AnalysisStore:
+    """Analyses by AnalysisKey, shared read-only by every session that asks for the same one, and
+    held together within `budget` bytes, least recently used dropped first.
+
+    Sessions keep only the key and a weak reference: an analysis dropped here is freed once no
+    request is using it, and the session recomputes it on its next request (see
+    common.require_analysis). The newest analysis always stays, even over the budget.
+    """
+
+    def __init__(self, budget: int | None = None) -> None:
+        self.budget = default_analysis_budget() if budget is None else int(budget)
+        self._items: OrderedDict[AnalysisKey, tuple[Analysis, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._computing: dict[AnalysisKey, threading.Lock] = {}
+        self.computed = 0  # analyses computed, for tests and logs
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(size for _, size in self._items.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def get(self, key: AnalysisKey) -> Analysis | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: AnalysisKey, analysis: Analysis) -> Analysis:
+        size = analysis_bytes(analysis)
+        with self._lock:
+            self._items[key] = (analysis, size)
+            self._items.move_to_end(key)
+            total = sum(s for _, s in self._items.values())
+            while total > self.budget and len(self._items) > 1:
+                dropped, (_, freed) = self._items.popitem(last=False)
+                total -= freed
+                log.info(
+                    "analysis budget: dropped %d MB (%s, %d chars)",
+                    freed >> 20,
+                    dropped.model,
+                    len(dropped.text),
+                )
+        return analysis
+
+    def compute(self, key: AnalysisKey, run: Callable[[], Analysis]) -> Analysis:
+        """The analysis for `key`, run once however many sessions ask for it at the same time."""
+        if (found := self.get(key)) is not None:
+            return found
+        with self._lock:
+            lock = self._computing.setdefault(key, threading.Lock())
+        with lock:
+            try:
+                if (found := self.get(key)) is not None:
+                    return found
+                analysis = run()
+                self.computed += 1
+                return self.put(key, analysis)
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
+
+
 # --- per-session state -------------------------------------------------------------------
 
 
@@ -130,7 +240,10 @@ class Session:
     """One browser session's work. Lives in gr.State, never shared between users."""
 
     model: str
-    analysis: Analysis | None = None
+    # The analysis shown: its key, and a weak reference to it (the AnalysisStore holds it).
+    analysis_key: AnalysisKey | None = None
+    analysis_ref: weakref.ref[Analysis] | None = field(default=None, repr=False)
+    note: str = ""  # a line for the status, said once (an analysis recomputed, say)
     generation: GenerationSession | None = None
     gen_prompt: str = ""
     gen_cut: int = 0  # tokens of gen_prompt that did not fit
@@ -142,6 +255,17 @@ class Session:
     shown_tab: str | None = None
     shown_position: int | None = None  # the position whose distribution the chart shows
     token_text: dict[int, str] = field(default_factory=dict)  # display string by token id
+
+    @property
+    def analysis(self) -> Analysis | None:
+        """The session's analysis while the store (or a request) still holds it."""
+        return self.analysis_ref() if self.analysis_ref is not None else None
+
+    @analysis.setter
+    def analysis(self, analysis: Analysis | None) -> None:
+        self.analysis_ref = weakref.ref(analysis) if analysis is not None else None
+        if analysis is None:
+            self.analysis_key = None
 
 
 def tab_hidden(session: Session, tab: str) -> bool:

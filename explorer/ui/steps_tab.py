@@ -12,7 +12,7 @@ import gradio as gr
 from explorer import views
 from explorer.analysis.arithmetic import STEPS, Breakdown, breakdown
 from explorer.figures.steps import STEP_FIGURES
-from explorer.ui.common import Context, clamp, guarded
+from explorer.ui.common import Context, clamp, current_analysis, guarded
 from explorer.ui.state import CONCURRENCY, STEPS_TAB, Session
 
 
@@ -79,7 +79,7 @@ def wire_steps_tab(ctx: Context, tab: StepsTab, tabs: gr.Tabs) -> None:
     def on_tab(session: Session, layer: Any, head: Any, query: Any, evt: gr.SelectData) -> dict[Any, Any]:
         session.shown_tab = str(getattr(evt, "id", None))
         out: dict[Any, Any] = {ctx.session: session}
-        analysis = session.analysis
+        analysis = current_analysis(ctx, session)
         if session.shown_tab != STEPS_TAB or analysis is None:
             return out
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)

@@ -11,7 +11,7 @@ import gradio as gr
 
 from explorer import link, views
 from explorer.ui.analysis import AnalysisEvent, Selection, tokens_html
-from explorer.ui.common import Context, clamp, guarded, static
+from explorer.ui.common import Context, clamp, current_analysis, guarded, static
 from explorer.ui.generate_tab import GenerateTab
 from explorer.ui.header import Header, model_text, switch_model
 from explorer.ui.lecture_bar import LectureBar
@@ -106,7 +106,7 @@ def wire_view_state(demo: gr.Blocks, ctx: Context, panels: ViewPanels, analysis:
 
     @guarded(status)
     def select(session: Session, view: link.View | None, mean: bool) -> dict[Any, Any]:
-        analysis = session.analysis
+        analysis = current_analysis(ctx, session)
         if analysis is None or view is None or (view.layer, view.head, view.query, view.mean) == (None,) * 4:
             return {pending: None}
         layer = clamp(view.layer or 0, analysis.n_layer)

@@ -9,7 +9,7 @@ import gradio as gr
 
 from explorer import walkthrough
 from explorer.analysis.arithmetic import breakdown
-from explorer.ui.common import I18N, Context, clamp, guarded, tab_listener
+from explorer.ui.common import I18N, Context, clamp, current_analysis, guarded, tab_listener
 from explorer.ui.generate_tab import GenerateTab
 from explorer.ui.state import WALK_TAB, Session
 
@@ -20,6 +20,7 @@ def build_walkthrough_tab() -> gr.HTML:
 
 
 def walkthrough_for(
+    ctx: Context,
     session: Session,
     layer: Any,
     head: Any,
@@ -30,7 +31,7 @@ def walkthrough_for(
     top_k: float,
     top_p: float,
 ) -> str:
-    analysis = session.analysis
+    analysis = current_analysis(ctx, session)
     if analysis is None:
         return walkthrough.walkthrough_html(None, None, lang)
     layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
@@ -51,7 +52,7 @@ def wire_walkthrough(ctx: Context, walk: gr.HTML, lang: gr.Radio, gen: GenerateT
 
     @guarded(ctx.status)
     def show(session: Session, *args: Any) -> dict[Any, Any]:
-        return {walk: walkthrough_for(session, *args)}
+        return {walk: walkthrough_for(ctx, session, *args)}
 
     tab_listener(
         ctx,
