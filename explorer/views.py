@@ -6,7 +6,6 @@ user (prompt text, tokens, model names) goes through `esc` before it becomes HTM
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,11 +24,19 @@ MATCH_TOLERANCE = 1e-2  # |ours − model's| below this reads as "matches"
 STEP_BY_NAME: Mapping[str, Step] = {step.name: step for step in STEPS}
 
 
+# One pass over the text: HTML's characters, the ones template engines read ({ } $ `), the
+# backslash (Markdown takes it as an escape) and Markdown's own syntax (links, images, emphasis,
+# headings, tables) become entities, so that `![](//host/x)` in a link's model name cannot make
+# every visitor's browser fetch an image.
+_ENTITIES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
+    | {c: f"&#{ord(c)};" for c in "{}$`\\[]()!*_#|~"}
+)
+
+
 def esc(text: object) -> str:
-    """HTML-escape text, the characters template engines read (`{`, `}`, `$`, backtick), and the
-    backslash, which Markdown would take as an escape (eating it, or showing `&#x27;` as typed)."""
-    out = html.escape(str(text), quote=True).replace("\\", "&#92;")
-    return out.replace("{", "&#123;").replace("}", "&#125;").replace("$", "&#36;").replace("`", "&#96;")
+    """Text for HTML or Markdown, shown exactly as typed (see _ENTITIES)."""
+    return str(text).translate(_ENTITIES)
 
 
 # --- tokens ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import numpy as np
@@ -18,7 +19,16 @@ def test_esc_neutralises_markup_and_template_syntax() -> None:
     out = views.esc(HOSTILE)
     assert "<" not in out and ">" not in out
     assert "${" not in out and "{{" not in out and "`" not in out
-    assert out.startswith("&lt;img src=x onerror=alert(1)&gt;")
+    assert out.startswith("&lt;img src=x onerror=alert&#40;1&#41;&gt;")
+    assert html.unescape(out) == HOSTILE  # shown exactly as typed
+
+
+def test_esc_leaves_no_markdown_syntax() -> None:
+    """A link's model name or a prompt in a Markdown component must not become a link or an image
+    (`![](//host/x)` would make every visitor's browser fetch from any host)."""
+    for text in ("![](//host/x)", "[click](javascript:alert(1))", "**bold** _it_ # head | a | ~x~"):
+        out = views.esc(text)
+        assert not set(out) & set("[]()!*_#|~<>`") - {"#"} and html.unescape(out) == text
 
 
 def test_tokens_html_escapes_every_token_and_marks_the_selected_one() -> None:
@@ -48,7 +58,7 @@ def test_every_step_has_a_card_and_a_table(tiny) -> None:
     bd = breakdown(analysis, 1, 2, 5)
     for number, step in enumerate(STEPS, start=1):
         card = views.step_card(number, step, bd.deviation[step.name], views.step_note(bd, step.name))
-        assert step.title in card and views.esc(step.formula) in card
+        assert views.esc(step.title) in card and views.esc(step.formula) in card
         table = views.step_table(bd, step.name)
         assert len(table) >= 1
         html = views.table_html(table)
