@@ -65,7 +65,7 @@ def test_every_step_has_a_card_and_a_table(tiny) -> None:
         assert html.count("<tr>") == len(table) + 1
     assert list(views.STEP_BY_NAME) == list(STEP_NAMES)
     nav = views.steps_nav()
-    assert all(views.esc(f"#ae-step-{name}") in nav for name in STEP_NAMES)
+    assert all(f"#ae-step-{views.esc(name)}" in nav for name in STEP_NAMES)
 
 
 def test_tables_round_and_cut_long_vectors(tiny) -> None:
