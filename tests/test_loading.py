@@ -382,3 +382,16 @@ def test_a_plan_and_its_load_agree(tiny, tiny_path):
     plan = loading.plan_model(str(tiny_path))
     assert (plan.name, plan.reason, plan.is_bundled) == (tiny.name, tiny.reason, tiny.is_bundled)
     assert (plan.n_layer, plan.n_head, plan.n_ctx) == (tiny.n_layer, tiny.n_head, tiny.n_ctx)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [({"n_layer": 3}, "do not match its config.json"), ({"n_embd": 64, "n_head": 2}, "do not match")],
+)
+def test_a_config_the_weights_do_not_fill_is_refused(tiny_path, tmp_path, change, says):
+    """More layers in config.json than in the weights would load as random layers, shown as the model's."""
+    folder = copy_checkpoint(tiny_path, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | change))
+    with pytest.raises(ModelLoadError, match=says):
+        load_model(str(folder), device="cpu")

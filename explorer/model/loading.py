@@ -36,6 +36,26 @@ def assets_dir() -> Path:
     return package.parent / "assets"
 
 
+# Weights a GPT-2 checkpoint may leave out: the LM head is tied to the token embedding, and the
+# causal-mask buffers are rebuilt.
+_DERIVED = ("lm_head.weight", ".attn.bias", ".attn.masked_bias")
+
+
+def check_weights(name: str, info: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose weights do not fill its config: transformers would start the
+    missing layers from random numbers, and the app would show them as if they were the model's."""
+    missing = [key for key in info.get("missing_keys", ()) if not key.endswith(_DERIVED)]
+    mismatched = list(info.get("mismatched_keys", ()))
+    if missing or mismatched:
+        shown = ", ".join(str(k if isinstance(k, str) else k[0]) for k in [*missing, *mismatched][:4])
+        more = len(missing) + len(mismatched) - 4
+        raise ModelLoadError(
+            f"{name}'s weights do not match its config.json: {shown}"
+            + (f" and {more} more" if more > 0 else "")
+            + " are missing or of another shape. Check that the config and the weights belong together."
+        )
+
+
 def bundled_path() -> Path:
     return assets_dir() / "models" / BUNDLED_NAME
 
@@ -336,13 +356,15 @@ def load_model(
                 raise ModelLoadError(
                     f"{source} is a {config.model_type!r} model; Attention Explorer shows GPT-2-type models only."
                 )
-        model = GPT2LMHeadModel.from_pretrained(
+        model, info = GPT2LMHeadModel.from_pretrained(
             str(where),
             attn_implementation="eager",  # SDPA returns no attention weights
             use_safetensors=True,  # never unpickle
             dtype=torch.float32,
             local_files_only=local_only,
+            output_loading_info=True,
         )
+        check_weights(name, info)
         report(0.8, "Loading the tokenizer …")
         tokenizer = AutoTokenizer.from_pretrained(str(where), local_files_only=local_only)
         # With its files missing, transformers builds an empty tokenizer instead of failing.
@@ -360,6 +382,11 @@ def load_model(
     except OSError as err:
         raise ModelLoadError(_explain(source, err)) from err
     except Exception as err:  # a corrupt or partial checkpoint fails in many ways
+        if "ignore_mismatched_sizes" in str(err):  # transformers' word for weights of another shape
+            raise ModelLoadError(
+                f"{name}'s weights do not match its config.json: some are of another shape. "
+                "Check that the config and the weights belong together."
+            ) from err
         raise ModelLoadError(
             f"The checkpoint for {name} could not be read ({type(err).__name__}: {err})."
         ) from err
