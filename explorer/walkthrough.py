@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from explorer.analysis.arithmetic import STEP_NAMES, Breakdown, softmax
+from explorer.analysis.attribution import logit_attribution
 from explorer.model.capture import Analysis, display_tokens
 from explorer.model.generation import MIN_TEMPERATURE
 from explorer.views import esc
@@ -57,6 +58,7 @@ _STAGES = (
     ("context", ("v", "weighted", "context"), "C_i = Σ_j attention_ij · V_j"),
     ("output", ("heads_concat", "attn_out", "resid_mid", "block_out"), "H_i = x_i + [C_i^0 | … | C_i^h]·W_O"),
     ("next_token", ("logits",), "p = softmax(LN(x_i^L)·W_Eᵀ)"),
+    ("attribution", (), "logit_t = Σ_parts (part − mean)/σ · γ·W_U[t] + β·W_U[t]"),
     ("sampling", (), "p_T ∝ p^(1/T);  top-k;  top-p"),
 )
 
@@ -226,11 +228,26 @@ def live_values(
     if i + 1 < n:
         actual = int(analysis.token_ids[i + 1])
         values |= {"actual": _chip(analysis.tokens[i + 1]), "actual_p": _pct(float(probs[actual]))}
+    values |= _attribution_values(analysis, i)
     if sampling is not None:
         values |= _sampling_values(analysis, i, sampling, LABELS["off"][_lang(lang)])
     if last is not None:
         values |= {"last_token": _chip(last[0]), "last_p": _pct(last[1])}
     return values
+
+
+def _attribution_values(analysis: Analysis, query: int) -> dict[str, str]:
+    """The top guess's logit at `query` split into parts (see logit_attribution), its largest part."""
+    attr = logit_attribution(analysis, query)
+    top = attr.top(1).iloc[0]
+    return {
+        "attr_token": _chip(attr.token),
+        "attr_logit": _num(attr.logit),
+        "attr_top": esc(top["component"]),
+        "attr_share": f"{float(top['contribution']):+.2f}",
+        "attr_parts": str(len(attr.parts)),
+        "attr_deviation": f"{attr.deviation:.0e}".replace("e-0", "e-") if attr.deviation else "0",
+    }
 
 
 def _sampling_values(analysis: Analysis, query: int, sampling: Sampling, off: str) -> dict[str, str]:

@@ -143,6 +143,12 @@ def wire_why_tab(
     _wire_explain_last(ctx, tab, selection, bar, analysis_event)
 
 
+def _problem(ctx: Context, tab: WhyTab, err: ExplorerError) -> dict[Any, Any]:
+    """A message in the status line, a toast, and in the tab's summary where it is read."""
+    warn(str(err))
+    return {ctx.status: status_error(str(err)), tab.summary: f"⚠ {md_text(err)}"}
+
+
 def _wire_drawing(ctx: Context, tab: WhyTab, tabs: gr.Tabs) -> None:
     """The summary and the three figures, for the selected position, while the tab shows."""
     status = ctx.status
@@ -158,8 +164,7 @@ def _wire_drawing(ctx: Context, tab: WhyTab, tabs: gr.Tabs) -> None:
             target, other = resolve_token(analysis, token, top), resolve_token(analysis, versus, top)
             attr = logit_attribution(analysis, position, target, versus=other)
         except ExplorerError as err:
-            warn(str(err))
-            return {status: status_error(str(err)), tab.summary: f"⚠ {md_text(err)}"}
+            return _problem(ctx, tab, err)
         figs = why_figures(analysis, attr, _fraction(threshold))
         lead = GENERATED if note == (analysis.text, position) else ""
         choices = token_choices(top)
@@ -199,7 +204,7 @@ def _wire_clicks(ctx: Context, tab: WhyTab, tabs: gr.Tabs, selection: Selection,
             layer, head = hit
             query = clamp_or_last(query, analysis.n_pos)
             session.shown_tab = HEADS_TAB  # switched from here, which fires no select event
-            out = {ctx.status: "", ctx.layer: layer, ctx.head: head, ctx.mean: False}
+            out: dict[Any, Any] = {ctx.status: "", ctx.layer: layer, ctx.head: head, ctx.mean: False}
             out[tabs] = gr.Tabs(selected=HEADS_TAB)
             return out | selection.outputs(session, layer, head, query, False)
         pos = token_from_click(data, x, analysis.n_pos)
@@ -238,9 +243,8 @@ def _wire_explain_last(
     ) -> dict[Any, Any]:
         gen = session.generation
         if gen is None or not gen.generated:
-            raise ExplorerError(
-                "Nothing is generated yet: press Step or Run in the Generate tab, then come back."
-            )
+            nothing = "Nothing is generated yet: press Step or Run in the Generate tab, then come back."
+            return _problem(ctx, tab, ExplorerError(nothing))
         limit = min(gen.n_ctx, ctx.limits.max_prompt_tokens or gen.n_ctx)
         text = gen.tokenizer.decode(gen.ids[-limit:])
         out = analysis_event.fn(text, session, analyzed, layer, head, mean, progress=progress)
@@ -248,7 +252,8 @@ def _wire_explain_last(
             return dict(out)  # the analysis failed: its message is in the status line
         analysis = require_analysis(ctx, session)
         if analysis.n_pos < 2:
-            raise ExplorerError("The generated text is one token: there is no position before it to explain.")
+            one = "The generated text is one token: there is no position before it to explain."
+            return _problem(ctx, tab, ExplorerError(one))
         query = analysis.n_pos - 2
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
         out[ctx.query] = {**out[ctx.query], "value": query}
@@ -267,7 +272,7 @@ def _wire_explain_last(
     tab.explain_last.click(
         explain_last,
         [ctx.session, ctx.analyzed, ctx.layer, ctx.head, ctx.mean],
-        [*analysis_event.outputs, tab.token, tab.versus, tab.note],
+        [*analysis_event.outputs, tab.summary, tab.token, tab.versus, tab.note],
         api_name="explain_last_generated",
         concurrency_limit=CONCURRENCY,
         concurrency_id="analyze",
