@@ -28,6 +28,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="public-server limits: listed models only, no local paths, shorter prompts and runs "
         "(on automatically when SPACE_ID is set)",
     )
+    parser.add_argument(
+        "--analysis-budget-mb",
+        type=float,
+        default=None,
+        help="memory all sessions' analyses may hold together, in MB (default: EXPLORER_ANALYSIS_BUDGET_MB, "
+        "else an eighth of this machine's memory, 256 MB to 4 GB)",
+    )
     return parser.parse_args(argv)
 
 
@@ -39,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.ui import build_app, launch
 
     try:
-        demo = build_app(model=args.model, device=args.device, hosted=hosted, load_in_background=True)
+        budget = (
+            {}
+            if args.analysis_budget_mb is None
+            else {"analysis_budget": int(args.analysis_budget_mb * 2**20)}
+        )
+        demo = build_app(
+            model=args.model, device=args.device, hosted=hosted, load_in_background=True, **budget
+        )
     except ExplorerError as err:
         print(f"attention-explorer: {err}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ def steps_in(outputs: tuple) -> dict[str, dict]:
     current = None
     for value in outputs:
         if isinstance(value, str) and "ae-step-title" in value:
-            current = re.search(r"</span>(.*?)</div>", value).group(1)
+            current = html.unescape(re.search(r"</span>(.*?)</div>", value).group(1))
             found[current] = {"card": value}
         elif current and isinstance(value, str) and "ae-table" in value:
             found[current]["table"] = value

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from explorer import export
 from explorer.analysis.arithmetic import breakdown
@@ -111,18 +112,28 @@ _exports_lock = threading.Lock()
 def export_folder() -> str:
     """A fresh folder for one download, under one per-process folder removed at exit.
 
-    Each download gets its own folder so that two users' files of the same name never meet;
-    only the latest `EXPORTS_KEPT` are kept, so a long-running server does not fill its disk.
+    The folder lives in Gradio's own cache, so Gradio serves the file from where it is instead
+    of keeping a copy of every download for good. Each download gets its own folder, so that two
+    users' files of the same name never meet; only the latest `EXPORTS_KEPT` are kept, so
+    however many files anyone asks for, the disk holds at most that many.
     """
     global _exports
     with _exports_lock:
         if _exports is None:
-            _exports = tempfile.TemporaryDirectory(prefix="attention-explorer-")
+            cache = Path(get_upload_folder())
+            cache.mkdir(parents=True, exist_ok=True)
+            _exports = tempfile.TemporaryDirectory(prefix="attention-explorer-", dir=cache)
         root = Path(_exports.name)
         folders = sorted(root.iterdir(), key=lambda f: f.stat().st_mtime)
         for old in folders[: max(0, len(folders) - EXPORTS_KEPT + 1)]:
             shutil.rmtree(old, ignore_errors=True)
         return tempfile.mkdtemp(dir=root)
+
+
+def forget_removed(file: gr.File) -> None:
+    """Drop files pruned by export_folder from the component's record of files it served
+    (Gradio keeps one entry per download, and would otherwise keep them all)."""
+    file.temp_files.difference_update([f for f in file.temp_files if not Path(f).exists()])
 
 
 def wire_export_tab(ctx: Context, tab: ExportTab) -> None:
@@ -132,6 +143,7 @@ def wire_export_tab(ctx: Context, tab: ExportTab) -> None:
         @guard
         def run(session: Session, layer: Any, head: Any, query: Any) -> dict[Any, Any]:
             path = export_file(ctx, kind, session, layer, head, query)
+            forget_removed(tab.file)
             return {ctx.status: "", tab.file: path}
 
         return run

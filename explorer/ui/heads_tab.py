@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,8 @@ def wire_overview_click(ctx: Context, tab: HeadsTab, selection: Selection) -> No
         try:
             x, y = float(evt.x), float(evt.y)  # type: ignore[attr-defined]
         except (AttributeError, TypeError, ValueError):
+            return gr.skip()
+        if not (math.isfinite(x) and math.isfinite(y)):  # a click the page cannot make: nothing to open
             return gr.skip()
         tile = figures.overview_tile(analysis.n_pos, analysis.n_layer, analysis.n_head)
         hit = figures.overview_cell_to_head(x, y, analysis.n_layer, analysis.n_head, tile)

@@ -110,6 +110,8 @@ def launch(
     # Our handlers turn their own errors into messages; this shows Gradio's own (an API call with
     # a setting that is not a number, say) as their text instead of a generic "see the server log".
     kwargs.setdefault("show_error", True)
+    # No component takes files: refuse every upload rather than store what anyone sends.
+    kwargs.setdefault("max_file_size", 0)
     preload = PRELOADS.pop(demo, None)
     if preload is None:
         return demo.launch(server_name=host, server_port=port, share=share, **launch_options(), **kwargs)

@@ -83,7 +83,9 @@ def build_app(
         key = model_key(first, model)
         models.put(key, first)
 
-    with gr.Blocks(title="Attention Explorer", fill_width=True) as demo:
+    # delete_cache: files Gradio keeps for the page (an hour old, checked hourly); downloads are
+    # bounded by export_tab.export_folder.
+    with gr.Blocks(title="Attention Explorer", fill_width=True, delete_cache=(3600, 3600)) as demo:
         # --- layout, top to bottom ---
         # Released when its tab closes (serving.free_on_close) or after this long untouched.
         session = gr.State(Session(model=key), time_to_live=idle_seconds())

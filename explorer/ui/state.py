@@ -164,6 +164,14 @@ def analysis_bytes(analysis: Analysis) -> int:
     return int(sum(a.nbytes for a in arrays) + analysis.pattern.nbytes)
 
 
+def freeze(analysis: Analysis) -> None:
+    """Make a shared analysis's arrays read-only: a session that wrote into one would change
+    what every other session sees."""
+    for value in [*vars(analysis).values(), analysis.pattern.packed]:
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+
+
 class AnalysisStore:
     """Analyses by AnalysisKey, shared read-only by every session that asks for the same one, and
     held together within `budget` bytes, least recently used dropped first.
@@ -198,6 +206,7 @@ class AnalysisStore:
             return item[0]
 
     def put(self, key: AnalysisKey, analysis: Analysis) -> Analysis:
+        freeze(analysis)
         size = analysis_bytes(analysis)
         with self._lock:
             self._items[key] = (analysis, size)
