@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-BENCHES = ("analyze", "bytes", "steps", "browser", "attribution", "coldstart", "memory")
+BENCHES = ("analyze", "bytes", "steps", "browser", "attribution", "coldstart", "memory", "load")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
         log("memory: peak RSS at 1024 tokens, and over 200 steps")
         rows += guarded("memory", lambda: memory.rows(settings), [])
+    if "load" in chosen:
+        from bench import load
+
+        log("load: 8, 32 and 64 students against one hosted server")
+        rows += guarded("load", lambda: load.rows(settings), [])
     log("done")
 
     report = render(rows, settings, time.perf_counter() - start, argv)
