@@ -101,8 +101,10 @@ def why_figures(analysis: Analysis, attr: Attribution, threshold: float) -> WhyF
     """The heads grid, the top parts and the flow view, sized for the tab."""
     n_layer, n_head = analysis.n_layer, analysis.n_head
     heads = attribution_heads_figure(attr.parts, attr.token, versus=attr.versus)
-    heads.update_layout(height=int(np.clip(150 + 440 * n_layer / max(n_head, 1), 300, 560)))
+    height = int(np.clip(170 + 440 * n_layer / max(n_head, 1), 320, 580))
+    heads.update_layout(height=height)
     bars = attribution_bars_figure(attr.parts, attr.token, versus=attr.versus, top_n=TOP_BARS)
+    bars.update_layout(height=max(height, int(bars.layout.height or 0)))  # side by side: one height
     flow = attribution_flow_figure(
         attr.sources,
         analysis.tokens,

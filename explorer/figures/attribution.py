@@ -56,8 +56,10 @@ def attribution_heads_figure(
     }
     return _figure(
         [heat],
-        f"Which heads push {target}: each head's direct share of the logit. Click a head.",
+        # Two lines: with a `versus` the title outgrows a half-width panel on one.
+        f"Which heads push {target}<br>each head's direct share of the logit · click a head",
         meta or "attribution-heads",
+        margin={"l": 10, "r": 10, "t": 84, "b": 10},
         xaxis={
             "tickmode": "array",
             "tickvals": list(range(n_head)),
