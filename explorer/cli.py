@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,14 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.ui import build_app, launch
 
     try:
-        budget = (
-            {}
-            if args.analysis_budget_mb is None
-            else {"analysis_budget": int(args.analysis_budget_mb * 2**20)}
-        )
-        demo = build_app(
-            model=args.model, device=args.device, hosted=hosted, load_in_background=True, **budget
-        )
+        options: dict[str, Any] = {"model": args.model, "device": args.device, "hosted": hosted}
+        if args.analysis_budget_mb is not None:  # passed on only when given: build_app's default applies
+            options["analysis_budget"] = int(args.analysis_budget_mb * 2**20)
+        demo = build_app(**options, load_in_background=True)
     except ExplorerError as err:
         print(f"attention-explorer: {err}", file=sys.stderr)
         return 2

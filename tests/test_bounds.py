@@ -161,3 +161,26 @@ def test_the_command_line_passes_the_budget_on(monkeypatch) -> None:
     monkeypatch.setattr(ui, "launch", lambda demo, **kwargs: None)
     assert cli.main(["--analysis-budget-mb", "64"]) == 0
     assert seen["analysis_budget"] == 64 * 2**20
+
+
+def call(url: str, api: str, data: list[Any]) -> str:
+    """One plain-HTTP call, the way Gradio's API page documents it (no session, no heartbeat)."""
+    base = url.rstrip("/")
+    event = httpx.post(f"{base}/gradio_api/call/{api}", json={"data": data}, timeout=60).json()["event_id"]
+    return httpx.get(f"{base}/gradio_api/call/{api}/{event}", timeout=120).text
+
+
+def test_one_shot_http_calls_hold_no_analysis_of_their_own(small_budget_app) -> None:
+    """Each plain-HTTP call is a session of its own that never closes: what it leaves behind must
+    not include its analysis, which only the store (within its budget) may keep."""
+    import gc
+
+    from explorer.model.capture import Analysis
+
+    demo, url = small_budget_app
+    ctx = context_of(demo)
+    for i in range(8):
+        assert "Analyzed" in call(url, "analyze", [f"One-shot caller {i} sends the {i}th prompt", 0, 0, False])
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, Analysis) and o.text.startswith("One-shot")]
+    assert len(ctx.analyses) <= 2 and len(alive) <= len(ctx.analyses)

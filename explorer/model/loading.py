@@ -356,7 +356,7 @@ def load_model(
                 raise ModelLoadError(
                     f"{source} is a {config.model_type!r} model; Attention Explorer shows GPT-2-type models only."
                 )
-        model, info = GPT2LMHeadModel.from_pretrained(
+        loaded_info: Any = GPT2LMHeadModel.from_pretrained(  # (model, info) with output_loading_info
             str(where),
             attn_implementation="eager",  # SDPA returns no attention weights
             use_safetensors=True,  # never unpickle
@@ -364,6 +364,7 @@ def load_model(
             local_files_only=local_only,
             output_loading_info=True,
         )
+        model, info = loaded_info
         check_weights(name, info)
         report(0.8, "Loading the tokenizer …")
         tokenizer = AutoTokenizer.from_pretrained(str(where), local_files_only=local_only)
