@@ -24,6 +24,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default auto)")
     parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default=None,
+        help="the weights' dtype (default float32); bfloat16 or float16 halve a large model's memory, "
+        "and the Q/K/V breakdown then reports its deviations against the model in that dtype",
+    )
+    parser.add_argument(
         "--hosted",
         action="store_true",
         help="public-server limits: listed models only, no local paths, shorter prompts and runs "
@@ -42,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     hosted = args.hosted or bool(os.environ.get("SPACE_ID"))
+    if args.dtype:  # every model the app loads reads it (load_model's default)
+        os.environ["EXPLORER_DTYPE"] = args.dtype
 
     from explorer.errors import ExplorerError
     from explorer.ui import build_app, launch

@@ -47,7 +47,7 @@ HISTORY_COLUMNS = ("position", "token_id", "token", "prob", "warped_prob", "entr
 
 def head_table(analysis: Analysis, layer: int, head: int) -> pd.DataFrame:
     """One head's attention in long form: every (query, key) pair with key ≤ query."""
-    pattern = analysis.pattern[layer, head]  # [query, key]
+    pattern = analysis.exact_pattern(layer, head)  # [query, key] as the model computed it
     query, key = np.tril_indices(analysis.n_pos)
     tokens = np.asarray(analysis.tokens, dtype=object)
     return pd.DataFrame(
@@ -115,9 +115,11 @@ def write_attention_npz(analysis: Analysis, target: str | Path | BinaryIO) -> No
     pattern [layer, head, query, key] float32, token_ids [pos], tokens [pos] (display strings),
     text and model_name (0-d strings). Loads with `np.load(f)`, no pickle needed. What
     `np.savez_compressed` writes, but the pattern goes out one layer at a time: the whole square
-    is 604 MB for gpt2 at 1024 tokens, a layer 50 MB (the analysis keeps only the triangle).
+    is 604 MB for gpt2 at 1024 tokens, a layer 50 MB (the analysis keeps only the triangle), each
+    layer the model's float32 values even where the analysis keeps a quantized copy.
     """
     pattern = analysis.pattern
+    exact = analysis.exact_pattern  # a layer's float32 values, computed again if kept quantized
     others = {
         "token_ids": analysis.token_ids,
         "tokens": np.asarray(analysis.tokens, dtype=str),
@@ -129,7 +131,7 @@ def write_attention_npz(analysis: Analysis, target: str | Path | BinaryIO) -> No
             header = {"descr": "<f4", "fortran_order": False, "shape": tuple(pattern.shape)}
             np.lib.format.write_array_header_1_0(out, header)
             for layer in range(pattern.shape[0]):
-                out.write(np.ascontiguousarray(pattern[layer], dtype="<f4").data)
+                out.write(np.ascontiguousarray(exact(layer), dtype="<f4").data)
         for name, array in others.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as out:
                 np.lib.format.write_array(out, array, allow_pickle=False)
@@ -165,6 +167,7 @@ def breakdown_dict(bd: Breakdown) -> dict[str, Any]:
         "is_final": bd.is_final,
         "steps": {step.name: _jsonable(getattr(bd, step.name)) for step in STEPS},
         "deviation": _jsonable(dict(bd.deviation)),
+        "dtype": bd.dtype,  # the model's weights, whose numbers the deviations are measured against
     }
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from explorer.errors import ExplorerError
 from explorer.model.capture import display_tokens, tokenize
-from explorer.model.loading import LoadedModel
+from explorer.model.loading import LoadedModel, Progress
 
 MODES = ("zero", "mean")
 Head = tuple[int, int]  # (layer, head)
@@ -113,11 +113,18 @@ def rows_per_pass(n_head: int, n_pos: int, d_model: int) -> int:
     return max(1, BATCH_BYTES // row_bytes)
 
 
-def ablated_logits(loaded: LoadedModel, ids: Sequence[int], keep: np.ndarray, fill: np.ndarray) -> np.ndarray:
+def ablated_logits(
+    loaded: LoadedModel,
+    ids: Sequence[int],
+    keep: np.ndarray,
+    fill: np.ndarray,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """Next-token logits with heads removed: one batch row per row of `keep`.
 
     keep: [row, layer, head] bool, False where that row removes the head. fill: [layer, head,
-    d_head], what a removed head's context becomes. Returns [row, vocab] float32.
+    d_head], what a removed head's context becomes. Returns [row, vocab] float32. `progress`
+    hears of each forward pass (gpt2-xl's 1,200 heads take minutes on a CPU).
     """
     import torch
 
@@ -163,6 +170,10 @@ def ablated_logits(loaded: LoadedModel, ids: Sequence[int], keep: np.ndarray, fi
         with torch.inference_mode():
             batch = torch.tensor([list(ids)], device=device)
             for begin in range(0, len(keep), chunk):
+                if progress is not None:
+                    progress(
+                        begin / len(keep), f"Removing heads {begin + 1}–{min(begin + chunk, len(keep))} …"
+                    )
                 rows = slice(begin, min(begin + chunk, len(keep)))
                 edited = np.flatnonzero(~keep[rows].all(axis=(0, 2)))
                 first = int(edited[0]) if len(edited) else loaded.n_layer - 1
@@ -306,13 +317,18 @@ def ablate(
 
 
 def head_importance(
-    loaded: LoadedModel, text: str, target: int | str | None = None, mode: str = "zero"
+    loaded: LoadedModel,
+    text: str,
+    target: int | str | None = None,
+    mode: str = "zero",
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Every head ranked by how much removing it alone moves the target token's log-probability.
 
     One batch row per head, so this costs a few forward passes, not one per head. Columns:
     layer, head, name ("L1H3"), delta (log-prob after − before, in nats: negative where the
     head helped the target), prob_before, prob_after, target, target_id. Sorted by |delta|.
+    `progress(fraction, message)` hears of each forward pass.
     """
     mode = _check_mode(mode)
     ids, _ = tokenize(loaded, text)
@@ -321,7 +337,7 @@ def head_importance(
     n_layer, n_head = loaded.n_layer, loaded.n_head
     keep = ~np.eye(n_layer * n_head, dtype=bool).reshape(-1, n_layer, n_head)  # row b removes head b
     fill = means if mode == "mean" else np.zeros_like(means)
-    after = _log_softmax(ablated_logits(loaded, ids, keep, fill))[:, target_id]
+    after = _log_softmax(ablated_logits(loaded, ids, keep, fill, progress))[:, target_id]
     before = float(_log_softmax(clean)[target_id])
     layer, head = np.divmod(np.arange(n_layer * n_head), n_head)
     df = pd.DataFrame(

@@ -145,6 +145,7 @@ class Breakdown:
     logits: pd.DataFrame  # top-k: token, token_id, logit, prob
     is_final: bool  # the last layer: `logits` is the model's prediction, not a lens
     deviation: Mapping[str, float | None]  # step name -> max |ours − model's|, None: no model tensor
+    dtype: str = "float32"  # the model's weights: the deviations are against its numbers in this dtype
 
     def table(self) -> pd.DataFrame:
         """The attention row as one table: key token, score, scaled, masked, weight."""
@@ -248,8 +249,10 @@ def breakdown(analysis: Analysis, layer: int, head: int, query: int, top_k: int 
     weighted = pattern[:, None] * v
     context = weighted.sum(0)
 
-    # The other heads' contexts come from the capture: this step is about this head's.
-    heads_concat = analysis.context[layer, :, query].astype(f64).copy()  # [head, d_head]
+    # The model's own arrays for this layer: kept, or computed again by its block from x.
+    model = analysis.layer(layer)
+    # The other heads' contexts are the model's: this step is about this head's.
+    heads_concat = model.context[:, query].astype(f64).copy()  # [head, d_head]
     heads_concat[head] = context
     heads_concat = heads_concat.reshape(-1)
     attn_out = heads_concat @ lw.c_proj_w + lw.c_proj_b
@@ -260,22 +263,21 @@ def breakdown(analysis: Analysis, layer: int, head: int, query: int, top_k: int 
     top, logits = decode(analysis, block_out, top_k)
     is_final = layer == analysis.n_layer - 1
 
-    model_q = analysis.q[layer, head]
     deviation = {
         "x": 0.0,
         "ln_1": None,
-        "q": _dev(q, model_q[query]),
-        "k": _dev(k, analysis.k[layer, head]),
+        "q": _dev(q, model.q[head, query]),
+        "k": _dev(k, model.k[head]),
         "scores": None,
         "scaled": None,
         "masked": None,
-        "pattern": _dev(pattern, analysis.pattern[layer, head, query]),
-        "v": _dev(v, analysis.v[layer, head]),
+        "pattern": _dev(pattern, model.pattern[head, query]),  # the exact row, not a quantized one
+        "v": _dev(v, model.v[head]),
         "weighted": None,
-        "context": _dev(context, analysis.context[layer, head, query]),
-        "heads_concat": _dev(heads_concat, analysis.context[layer, :, query].reshape(-1)),
-        "attn_out": _dev(attn_out, analysis.attn_out[layer, query]),
-        "resid_mid": _dev(resid_mid, analysis.resid_mid[layer, query]),
+        "context": _dev(context, model.context[head, query]),
+        "heads_concat": _dev(heads_concat, model.context[:, query].reshape(-1)),
+        "attn_out": _dev(attn_out, model.attn_out[query]),
+        "resid_mid": _dev(resid_mid, model.resid_mid[query]),
         "block_out": _dev(block_out, analysis.resid[layer + 1, query]),
         "logits": _dev(logits, analysis.logits_at(query)) if is_final else None,
     }
@@ -304,6 +306,7 @@ def breakdown(analysis: Analysis, layer: int, head: int, query: int, top_k: int 
         logits=top,
         is_final=is_final,
         deviation=MappingProxyType(deviation),
+        dtype=analysis.dtype,
     )
 
 

@@ -10,7 +10,8 @@ gets its own share of the logit,
 
 and the shares plus β · W_U[token] add up to the model's own logit. Everything is read from
 what `analyze` captured: a head's part is its context C_i^h times its rows of W_O (c_proj), an
-MLP's is resid[L + 1] − resid_mid[L]; nothing of GPT-2 is run again.
+MLP's is resid[L + 1] − resid_mid[L]. Where a large model's analysis keeps only the residual
+stream, a layer's contexts and values are computed again by its block (Analysis.layer).
 """
 
 from __future__ import annotations
@@ -136,20 +137,28 @@ def _head_readers(analysis: Analysis, direction: np.ndarray) -> np.ndarray:
 def _via_keys(analysis: Analysis, layer: int, heads: slice, readers: np.ndarray, pos: int) -> np.ndarray:
     """[head, key ≤ pos] float64: a_ij · (V_j · reader), each head's share through each key j."""
     values = analysis.v[layer, heads, : pos + 1].astype(np.float64)  # [head, key, d_head]
-    return analysis.pattern[layer, heads, pos][:, : pos + 1] * np.einsum("hkd,hd->hk", values, readers)
+    weights = analysis.pattern_row(layer, pos)[heads, : pos + 1]  # exact, even where kept quantized
+    return weights * np.einsum("hkd,hd->hk", values, readers)
 
 
-def _sources(analysis: Analysis, readers: np.ndarray, pos: int) -> np.ndarray:
-    """[layer, head, key] float32, zero past `pos`; one layer at a time keeps the float64 copy small."""
+def _sources(analysis: Analysis, readers: np.ndarray, pos: int) -> tuple[np.ndarray, np.ndarray]:
+    """([layer, head, key] float32 shares, zero past `pos`; [layer, head, d_head] contexts at `pos`).
+
+    One layer at a time keeps the float64 copy small, and a layer computed again (see
+    Analysis.recompute) is computed once for both."""
     out = np.zeros((analysis.n_layer, analysis.n_head, analysis.n_pos), dtype=np.float32)
+    contexts = np.empty((analysis.n_layer, analysis.n_head, analysis.weights.d_head), dtype=np.float64)
     for layer in range(analysis.n_layer):
         out[layer, :, : pos + 1] = _via_keys(analysis, layer, slice(None), readers[layer], pos)
-    return out
+        contexts[layer] = analysis.context[layer, :, pos]
+    return out, contexts
 
 
-def _parts(analysis: Analysis, readers: np.ndarray, direction: np.ndarray, pos: int) -> pd.DataFrame:
+def _parts(
+    analysis: Analysis, readers: np.ndarray, direction: np.ndarray, contexts: np.ndarray, pos: int
+) -> pd.DataFrame:
     w = analysis.weights
-    heads = np.einsum("lhd,lhd->lh", analysis.context[:, :, pos].astype(np.float64), readers)
+    heads = np.einsum("lhd,lhd->lh", contexts, readers)
     rows = [("embed", "embed", -1, -1, float(analysis.resid[0, pos] @ direction))]
     for layer in range(analysis.n_layer):
         mlp_out = analysis.resid[layer + 1, pos].astype(np.float64) - analysis.resid_mid[layer, pos]
@@ -179,13 +188,14 @@ def logit_attribution(
     """
     r = _readout(analysis, position, token, versus)
     readers = _head_readers(analysis, r.direction)
-    parts = _parts(analysis, readers, r.direction, r.position)
+    sources, contexts = _sources(analysis, readers, r.position)
+    parts = _parts(analysis, readers, r.direction, contexts, r.position)
     names = display_tokens(
         analysis.tokenizer, [r.token_id] if r.versus_id is None else [r.token_id, r.versus_id]
     )
     return Attribution(
         parts=parts,
-        sources=_sources(analysis, readers, r.position),
+        sources=sources,
         position=r.position,
         token_id=r.token_id,
         token=names[0],
@@ -223,7 +233,7 @@ def head_source_attribution(
         {
             "key": np.arange(r.position + 1, dtype=np.int64),
             "token": list(analysis.tokens[keys]),
-            "pattern": analysis.pattern[layer, head, r.position][keys],
+            "pattern": analysis.pattern_row(layer, r.position)[head, keys],
             "contribution": _via_keys(analysis, layer, slice(head, head + 1), reader[None], r.position)[0],
         }
     )

@@ -27,7 +27,8 @@ import pandas as pd
 
 from explorer.errors import ExplorerError
 from explorer.model.capture import Analysis
-from explorer.model.loading import LoadedModel
+from explorer.model.loading import LoadedModel, Progress
+from explorer.model.pattern import CausalPattern
 
 # A head's type is the one whose score clears its threshold; among previous_token, induction
 # and duplicate_token the highest score wins. first_token is a label only when none of those
@@ -98,8 +99,16 @@ def _batched(pattern: np.ndarray) -> np.ndarray:
     return pattern if pattern.ndim == 5 else pattern[None]
 
 
+def _layer_of(prose: np.ndarray | CausalPattern, layer: int) -> np.ndarray:
+    """[batch, 1, head, query, key]: one layer, so that a large analysis's pattern is expanded a
+    layer at a time (every head of gpt2-xl at 1,024 tokens as one square would be 5 GB)."""
+    if isinstance(prose, CausalPattern):
+        return prose[layer][None, None]
+    return _batched(np.asarray(prose))[:, layer : layer + 1]
+
+
 def head_scores_from_patterns(
-    prose: np.ndarray, repeated: np.ndarray, span: int, start: int = 0
+    prose: np.ndarray | CausalPattern, repeated: np.ndarray, span: int, start: int = 0
 ) -> pd.DataFrame:
     """Scores and labels from attention patterns: the pure core of `head_scores`.
 
@@ -108,8 +117,8 @@ def head_scores_from_patterns(
     twice. Returns one row per (layer, head): layer, head, previous_token, induction,
     duplicate_token, first_token, entropy, label. Every score is in 0..1.
     """
-    prose, repeated = _batched(np.asarray(prose)), _batched(np.asarray(repeated))
-    n_pos = prose.shape[-1]
+    repeated = _batched(np.asarray(repeated))
+    n_pos, n_layer = prose.shape[-1], prose.shape[-4]
     if n_pos < 3:
         raise ExplorerError("Head types need a prose probe of at least 3 tokens.")
     if repeated.shape[-1] < start + 2 * span or span < 2:
@@ -117,16 +126,17 @@ def head_scores_from_patterns(
             f"The repeated probe needs {start + 2 * span} positions, it has {repeated.shape[-1]}."
         )
 
-    q = np.arange(2, n_pos)
-    previous = _mass(prose, q, q - 1)
-    q = np.arange(1, n_pos)
-    first = _mass(prose, q, np.zeros_like(q))
+    after_two, after_one = np.arange(2, n_pos), np.arange(1, n_pos)
+    previous, first, entropy = (np.empty((n_layer, repeated.shape[2])) for _ in range(3))
+    for i in range(n_layer):
+        pattern = _layer_of(prose, i)
+        previous[i] = _mass(pattern, after_two, after_two - 1)[0]
+        first[i] = _mass(pattern, after_one, np.zeros_like(after_one))[0]
+        entropy[i] = _entropy(pattern[:, 0])
     second = np.arange(start + span, start + 2 * span)  # queries in the second copy
     induction = _mass(repeated, second, second - span + 1)
     dup_q = second[second - span >= 1]
     duplicate = _mass(repeated, dup_q, dup_q - span)
-
-    entropy = np.stack([_entropy(prose[:, layer]) for layer in range(prose.shape[1])])
 
     n_layer, n_head = previous.shape
     layer, head = np.divmod(np.arange(n_layer * n_head), n_head)
@@ -187,19 +197,32 @@ def make_probes(
     return Probes(np.asarray([prose], np.int64), repeated.astype(np.int64), span, start)
 
 
-def patterns_for(loaded: LoadedModel, ids: np.ndarray) -> np.ndarray:
-    """Attention for a batch of token ids: [batch, pos] -> [batch, layer, head, query, key]."""
+def patterns_for(loaded: LoadedModel, ids: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+    """Attention for a batch of token ids: [batch, pos] -> [batch, layer, head, query, key].
+
+    With `progress`, one sequence per forward pass, each reported (a large model takes seconds
+    per sequence); without, the batch in one pass."""
     import torch
 
     model = loaded.model
     device = next(model.parameters()).device
-    with torch.inference_mode():
-        out = model(torch.as_tensor(ids, device=device), output_attentions=True, use_cache=False)
-    return torch.stack(out.attentions, dim=1).float().cpu().numpy()
+    batches = [ids] if progress is None else [ids[i : i + 1] for i in range(len(ids))]
+    out = []
+    for n, batch in enumerate(batches):
+        if progress is not None:
+            progress(n / len(batches), f"Attention on probe {n + 1} of {len(batches)} …")
+        with torch.inference_mode():
+            run = model(torch.as_tensor(batch, device=device), output_attentions=True, use_cache=False)
+        out.append(torch.stack(run.attentions, dim=1).float().cpu().numpy())
+    return np.concatenate(out)
 
 
 def head_scores(
-    loaded: LoadedModel, analysis: Analysis | None = None, prepend_bos: bool = False, seed: int = 0
+    loaded: LoadedModel,
+    analysis: Analysis | None = None,
+    prepend_bos: bool = False,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Every head's scores and label (see `head_scores_from_patterns`) measured on the model.
 
@@ -208,11 +231,12 @@ def head_scores(
     tokens, which ordinary text rarely contains). prepend_bos applies to the built-in probes.
     """
     probes = make_probes(loaded, prepend_bos, seed)
+    prose: np.ndarray | CausalPattern
     if analysis is not None:
-        prose = np.asarray(analysis.pattern)  # the whole square: every head's every row
+        prose = analysis.pattern  # every head's every row, a layer at a time
     else:
         prose = patterns_for(loaded, probes.prose)
-    repeated = patterns_for(loaded, probes.repeated)
+    repeated = patterns_for(loaded, probes.repeated, progress)
     return head_scores_from_patterns(prose, repeated, probes.span, probes.start)
 
 

@@ -64,18 +64,19 @@ def overview_tile(
 
 
 def overview_cell_to_head(
-    x: float, y: float, n_layer: int, n_head: int, tile: int | Sequence[int]
+    x: float, y: float, n_layer: int, n_head: int, tile: int | Sequence[int], first_layer: int = 0
 ) -> tuple[int, int] | None:
     """(layer, head) under a point of the overview, or None on a gap or outside.
 
     `x`, `y` are data coordinates, as in a Plotly click event (`points[0].x`, `.y`):
     the overview's axes count heads and layers, so tile (layer, head) is centred on
-    (x=head, y=layer). `tile` is cells per tile side, or (query cells, key cells); the
-    figure stores it in `fig.data[0].meta["tile"]`.
+    (x=head, y=layer), in a zoomed overview too. `tile` is cells per tile side, or (query
+    cells, key cells); the figure stores it in `fig.data[0].meta["tile"]`. The layers shown
+    are first_layer … first_layer + n_layer − 1 (meta "first_layer" and "n_layer").
     """
     tile_q, tile_k = (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
     layer, head = math.floor(y + 0.5), math.floor(x + 0.5)
-    if not (0 <= layer < n_layer and 0 <= head < n_head):
+    if not (first_layer <= layer < first_layer + n_layer and 0 <= head < n_head):
         return None
     # A tile spans tile/(tile+1) of its unit; the rest is the gap.
     if abs(x - head) > tile_k / (2 * (tile_k + 1)) or abs(y - layer) > tile_q / (2 * (tile_q + 1)):
@@ -84,18 +85,28 @@ def overview_cell_to_head(
 
 
 def overview_figure(
-    pattern: np.ndarray | CausalPattern, max_cells: int = 48, *, max_z_cells: int = OVERVIEW_MAX_Z_CELLS
+    pattern: np.ndarray | CausalPattern,
+    max_cells: int = 48,
+    *,
+    max_z_cells: int = OVERVIEW_MAX_Z_CELLS,
+    layers: range | None = None,
 ) -> go.Figure:
     """Every head of every layer in one heatmap: layer rows, head columns, each tile that
     head's [query, key] pattern max-pooled, with one-cell NaN gaps between tiles.
 
     pattern: [layer, head, query, key], an array or a CausalPattern (expanded one layer at a
-    time). Axes are in head/layer units (see `overview_cell_to_head`); the trace's `meta` holds
-    tile, n_layer and n_head.
+    time). `layers` zooms into a range of layers: the same cell budget over fewer tiles, so
+    each is drawn larger (gpt2-xl's 1,200 heads get 8 × 8 cells each, 12 of its layers 17 × 17).
+    Axes are in head/layer units (see `overview_cell_to_head`); the trace's `meta` holds tile,
+    n_layer (the layers shown), first_layer and n_head.
     """
-    n_layer, n_head, n_query, n_key = pattern.shape
+    shown = range(pattern.shape[0]) if layers is None else range(pattern.shape[0])[layers.start : layers.stop]
+    if not shown:
+        raise ValueError(f"no layers in {layers} of {pattern.shape[0]}")
+    _, n_head, n_query, n_key = pattern.shape
+    n_layer, first = len(shown), shown.start
     tile = overview_tile(max(n_query, n_key), n_layer, n_head, max_cells, max_z_cells)
-    tiles = np.stack([downsample(pattern[layer], tile) for layer in range(n_layer)])  # [layer, head, q, k]
+    tiles = np.stack([downsample(pattern[layer], tile) for layer in shown])  # [layer, head, q, k]
     tile_q, tile_k = tiles.shape[2:]
     grid = np.full((n_layer, tile_q + 1, n_head, tile_k + 1), np.nan, dtype=np.float32)
     grid[:, :tile_q, :, :tile_k] = tiles.transpose(0, 2, 1, 3)
@@ -106,7 +117,7 @@ def overview_figure(
         "z": z,
         "x0": -(tile_k - 1) / 2 * dx,  # centres tile h on x = h, gaps on h + 0.5
         "dx": dx,
-        "y0": -(tile_q - 1) / 2 * dy,
+        "y0": first - (tile_q - 1) / 2 * dy,
         "dy": dy,
         "zmin": 0,
         "zmax": 1,
@@ -114,7 +125,7 @@ def overview_figure(
         "colorbar": {"title": {"text": "attention<br>(block max)"}},
         "hoverongaps": False,
         "hovertemplate": "layer %{y:.0f}, head %{x:.0f}<br>block max %{z:.3f}<extra></extra>",
-        "meta": {"tile": [tile_q, tile_k], "n_layer": n_layer, "n_head": n_head},
+        "meta": {"tile": [tile_q, tile_k], "n_layer": n_layer, "first_layer": first, "n_head": n_head},
     }
     title = "All heads: layer rows × head columns (each tile: query ↓, key →). Click a tile."
     return _figure(
@@ -129,9 +140,9 @@ def overview_figure(
         },
         yaxis={
             "tickmode": "array",
-            "tickvals": list(range(n_layer)),
-            "ticktext": [f"L{layer}" for layer in range(n_layer)],
-            "range": [n_layer - 0.5, -0.5],  # layer 0 at top
+            "tickvals": list(shown),
+            "ticktext": [f"L{layer}" for layer in shown],
+            "range": [shown[-1] + 0.5, first - 0.5],  # the first layer at top
             "scaleanchor": "x",
             "constrain": "domain",
             "showgrid": False,
@@ -309,16 +320,19 @@ DETAIL_MAX_CELLS = 320 * 320  # beyond this the head detail shows a window of qu
 DETAIL_TICK_LABELS = 32  # token labels per axis that fit a half-width panel
 
 
-def analysis_overview(analysis: Analysis) -> go.Figure:
-    """Every head of an analysis, sized to its layers."""
-    fig = overview_figure(analysis.pattern)
-    fig.layout.height = int(np.clip(150 + 42 * analysis.n_layer, 380, 660))
+def analysis_overview(analysis: Analysis, layers: range | None = None) -> go.Figure:
+    """Every head of an analysis (or of a range of its layers), sized to the layers shown: up to
+    900 px for the 24–48 layers of gpt2-medium to -xl, so that each layer's row stays ~18 px."""
+    fig = overview_figure(analysis.pattern, layers=layers)
+    n = fig.data[0].meta["n_layer"]
+    fig.layout.height = int(np.clip(150 + 42 * n, 380, 660 if n <= 12 else 900))
     return fig
 
 
 def head_detail(analysis: Analysis, layer: int, head: int | None, query: int) -> tuple[go.Figure, str]:
     """One head (None: the layer's mean) in detail, and a note when it shows a window of a long prompt."""
-    pattern = analysis.pattern[layer].mean(0) if head is None else analysis.pattern[layer, head]
+    # The model's values for the hover, even where the analysis keeps the pattern quantized.
+    pattern = analysis.exact_pattern(layer).mean(0) if head is None else analysis.exact_pattern(layer, head)
     n = analysis.n_pos
     note = ""
     lo, hi = 0, n

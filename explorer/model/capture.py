@@ -2,6 +2,12 @@
 
 Hooks on `transformer.h[L].attn.c_attn` give Q, K and V exactly as the model computed them;
 nothing of GPT-2 is re-implemented here.
+
+What is kept depends on its size (`keep_plan`). While everything fits `KEEP_BYTES`, every array
+is kept in float32, as captured. Beyond (gpt2-medium and larger at long prompts), the analysis
+keeps the residual stream in float32 and the pattern for drawing (float32 while it fits, else
+quantized: see pattern.py); Q/K/V, the contexts, attn_out and resid_mid, and the exact pattern of
+a layer, are computed again from resid[L] by the model's own block when asked for (recompute.py).
 """
 
 from __future__ import annotations
@@ -16,6 +22,13 @@ import numpy as np
 from explorer.errors import ExplorerError
 from explorer.model.loading import LoadedModel, ModelWeights
 from explorer.model.pattern import CausalPattern
+from explorer.model.recompute import LayerArrays, LayerStack, Recompute
+
+# The most an analysis keeps beyond the residual stream: gpt2 keeps everything up to 1,024 tokens
+# (570 MB), gpt2-medium up to 512; gpt2-medium at 1,024 keeps the pattern as uint16 (403 MB),
+# gpt2-xl as uint8 (630 MB).
+KEEP_BYTES = 768 * 2**20
+Array = np.ndarray | LayerStack  # kept, or computed again per layer
 
 # How whitespace and control characters are drawn so that a reader can see them.
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
@@ -87,18 +100,51 @@ class Analysis:
     token_ids: np.ndarray  # [pos] int64
     spans: tuple[tuple[int, int], ...]  # each token's character span in `text`
     pattern: CausalPattern  # [layer, head, query, key] attention after softmax, kept as its lower triangle
-    q: np.ndarray  # [layer, head, pos, d_head]
-    k: np.ndarray  # [layer, head, pos, d_head]
-    v: np.ndarray  # [layer, head, pos, d_head]
-    context: np.ndarray  # [layer, head, pos, d_head] Σ_j a_ij V_j, the input of W_O
-    attn_out: np.ndarray  # [layer, pos, d_model] the attention block's output (after W_O)
-    resid_mid: np.ndarray  # [layer, pos, d_model] x + attention, the input of ln_2
+    q: Array  # [layer, head, pos, d_head]
+    k: Array  # [layer, head, pos, d_head]
+    v: Array  # [layer, head, pos, d_head]
+    context: Array  # [layer, head, pos, d_head] Σ_j a_ij V_j, the input of W_O
+    attn_out: Array  # [layer, pos, d_model] the attention block's output (after W_O)
+    resid_mid: Array  # [layer, pos, d_model] x + attention, the input of ln_2
     resid: np.ndarray  # [layer + 1, pos, d_model] resid[0] embeddings, resid[L + 1] after block L
     last_logits: np.ndarray  # [vocab] the model's own next-token logits after the last position
     truncated: int  # tokens cut from the end to fit the context window
     model_name: str
     weights: ModelWeights
     tokenizer: Any = field(repr=False)  # to name tokens in tables (top-k, logit lens)
+    dtype: str = "float32"  # the weights' dtype, which the model computed in
+    recompute: Recompute | None = field(default=None, repr=False)  # None: every array is kept
+
+    def layer(self, layer: int) -> LayerArrays:
+        """Layer `layer`'s attention arrays, exact: kept, or computed again by the model's block."""
+        if self.recompute is not None:
+            return self.recompute.layer(layer)
+        kept = (self.q, self.k, self.v, self.context, self.attn_out, self.resid_mid)
+        q, k, v, context, attn_out, resid_mid = (np.asarray(a[layer]) for a in kept)
+        return LayerArrays(q, k, v, context, self.exact_pattern(layer), attn_out, resid_mid)
+
+    def exact_pattern(self, layer: int, head: int | None = None) -> np.ndarray:
+        """[head, query, key] (or one head's [query, key]) float32 as the model computed it,
+        whatever precision `pattern` keeps."""
+        index = (layer,) if head is None else (layer, head)
+        if getattr(self.pattern, "exact", True) or self.recompute is None:
+            return np.asarray(self.pattern[index])
+        exact = self.recompute.layer(layer).pattern
+        return exact if head is None else exact[head]
+
+    def pattern_row(self, layer: int, query: int) -> np.ndarray:
+        """[head, key] float32: one query's attention in every head of a layer, exact."""
+        if getattr(self.pattern, "exact", True) or self.recompute is None:
+            return np.asarray(self.pattern[layer, :, query])
+        return self.recompute.layer(layer).pattern[:, query]
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes this analysis holds: its arrays, the pattern and the layers computed again."""
+        arrays = [value for value in vars(self).values() if isinstance(value, np.ndarray)]
+        again = self.recompute.nbytes if self.recompute is not None else 0
+        pattern = 0 if isinstance(self.pattern, np.ndarray) else self.pattern.nbytes  # ndarray: counted
+        return int(sum(a.nbytes for a in arrays) + pattern + again)
 
     @property
     def n_layer(self) -> int:
@@ -188,10 +234,29 @@ def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> t
     return ids[:limit], max(0, len(ids) - limit)
 
 
-def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> Analysis:
+def keep_plan(n_layer: int, n_head: int, d_model: int, n_pos: int, keep_bytes: int = KEEP_BYTES) -> Any:
+    """(whether every array is kept, the pattern's storage dtype) for an analysis of this shape.
+
+    Everything is kept while it fits `keep_bytes`. Beyond, only the pattern (and the residual
+    stream, always): in float32 while that fits, else uint16, else uint8 (what it is drawn as).
+    """
+    triangle = n_layer * n_head * n_pos * (n_pos + 1) // 2
+    per_layer = 6 * n_layer * n_pos * d_model  # q, k, v, context, attn_out, resid_mid
+    if 4 * (triangle + per_layer) <= keep_bytes:
+        return True, np.dtype(np.float32)
+    for storage in (np.float32, np.uint16):
+        if triangle * np.dtype(storage).itemsize <= keep_bytes:
+            return False, np.dtype(storage)
+    return False, np.dtype(np.uint8)
+
+
+def analyze(
+    loaded: LoadedModel, text: str, max_tokens: int | None = None, *, keep_bytes: int = KEEP_BYTES
+) -> Analysis:
     """Run the model once on `text` and capture attention, Q/K/V and the residual stream.
 
     Text longer than the context window (or `max_tokens`) is cut; `truncated` says by how much.
+    `keep_bytes` bounds what is kept beyond the residual stream (see `keep_plan`).
     """
     import torch
 
@@ -203,21 +268,21 @@ def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> An
     cfg = model.config
     n_layer, n_head, d_model = cfg.n_layer, cfg.n_head, cfg.n_embd
     d_head, t = d_model // n_head, len(ids)
+    keep_all, storage = keep_plan(n_layer, n_head, d_model, t, keep_bytes)
 
     # Preallocated once: each hook copies its layer in, so the model's own tensors are freed
     # layer by layer and only one copy of the attention exists, its causal lower triangle
     # (302 MB for gpt2 at 1024 tokens, where the square would be 604 MB).
-    pattern = CausalPattern.empty(n_layer, n_head, t)
-    qkv = np.empty((3, n_layer, n_head, t, d_head), dtype=np.float32)
-    context = np.empty((n_layer, n_head, t, d_head), dtype=np.float32)
-    attn_out = np.empty((n_layer, t, d_model), dtype=np.float32)
-    resid_mid = np.empty((n_layer, t, d_model), dtype=np.float32)
+    pattern = CausalPattern.empty(n_layer, n_head, t, storage)
     resid = np.empty((n_layer + 1, t, d_model), dtype=np.float32)
+    if keep_all:
+        qkv = np.empty((3, n_layer, n_head, t, d_head), dtype=np.float32)
+        context = np.empty((n_layer, n_head, t, d_head), dtype=np.float32)
+        attn_out = np.empty((n_layer, t, d_model), dtype=np.float32)
+        resid_mid = np.empty((n_layer, t, d_model), dtype=np.float32)
 
     def heads(x: Any) -> np.ndarray:  # [1, pos, d_model] -> [head, pos, d_head]
         return x[0].detach().float().reshape(t, n_head, d_head).transpose(0, 1).cpu().numpy()
-
-    handles = []
 
     def on_c_attn(layer: int):
         def hook(module: Any, args: Any, out: Any) -> None:
@@ -228,7 +293,8 @@ def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> An
 
     def on_attn(layer: int):
         def hook(module: Any, args: Any, out: Any) -> None:
-            attn_out[layer] = out[0][0].detach().float().cpu().numpy()
+            if keep_all:
+                attn_out[layer] = out[0][0].detach().float().cpu().numpy()
             pattern.set_layer(layer, out[1][0].detach().float().cpu().numpy())
 
         return hook
@@ -255,15 +321,19 @@ def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> An
     def on_first_block_in(module: Any, args: Any) -> None:
         resid[0] = args[0][0].detach().float().cpu().numpy()
 
+    handles = []
     try:
         for layer, block in enumerate(model.transformer.h):
             handles += [
-                block.attn.c_attn.register_forward_hook(on_c_attn(layer)),
                 block.attn.register_forward_hook(on_attn(layer)),
-                block.attn.c_proj.register_forward_pre_hook(on_c_proj_in(layer)),
-                block.ln_2.register_forward_pre_hook(on_ln_2_in(layer)),
                 block.register_forward_hook(on_block(layer)),
             ]
+            if keep_all:
+                handles += [
+                    block.attn.c_attn.register_forward_hook(on_c_attn(layer)),
+                    block.attn.c_proj.register_forward_pre_hook(on_c_proj_in(layer)),
+                    block.ln_2.register_forward_pre_hook(on_ln_2_in(layer)),
+                ]
         handles.append(model.transformer.h[0].register_forward_pre_hook(on_first_block_in))
         with torch.inference_mode():
             device = next(model.parameters()).device
@@ -274,22 +344,31 @@ def analyze(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> An
         for handle in handles:
             handle.remove()
 
+    recompute = None
+    if keep_all:
+        arrays: dict[str, Array] = dict(
+            q=qkv[0], k=qkv[1], v=qkv[2], context=context, attn_out=attn_out, resid_mid=resid_mid
+        )
+    else:
+        recompute = Recompute(model, resid)
+        by_head, by_pos = (n_layer, n_head, t, d_head), (n_layer, t, d_model)
+        arrays = {
+            name: LayerStack(recompute, name, by_head if name in ("q", "k", "v", "context") else by_pos)
+            for name in ("q", "k", "v", "context", "attn_out", "resid_mid")
+        }
     return Analysis(
         text=text,
         tokens=display_tokens(loaded.tokenizer, ids),
         token_ids=np.asarray(ids, dtype=np.int64),
         spans=_spans(loaded.tokenizer, text, ids),
         pattern=pattern,
-        q=qkv[0],
-        k=qkv[1],
-        v=qkv[2],
-        context=context,
-        attn_out=attn_out,
-        resid_mid=resid_mid,
         resid=resid,
         last_logits=last_logits,
         truncated=cut,
         model_name=loaded.name,
         weights=loaded.weights,
         tokenizer=loaded.tokenizer,
+        dtype=loaded.dtype,
+        recompute=recompute,
+        **arrays,  # type: ignore[arg-type]
     )

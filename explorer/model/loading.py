@@ -15,14 +15,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from explorer.errors import ModelLoadError
+from explorer.model.weights import ModelWeights, extract_weights
 
 BUNDLED = "bundled"
 BUNDLED_NAME = "demo-gpt2"
 HUB_MODELS = ("gpt2", "distilgpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 Progress = Callable[[float, str], None]
+# The weights' dtype: float32 by default; bfloat16 or float16 halve the memory of a large model
+# (its numbers then differ from float32's by ~1e-2, and the breakdown says so).
+DTYPES = ("float32", "bfloat16", "float16")
+DTYPE_ENV = "EXPLORER_DTYPE"  # the default dtype where none is passed (the command line's --dtype)
 
 
 def assets_dir() -> Path:
@@ -61,38 +64,6 @@ def bundled_path() -> Path:
 
 
 @dataclass(frozen=True)
-class LayerWeights:
-    """One block's parameters as numpy views (no copy on CPU). Conv1D weights are [in, out]."""
-
-    ln_1_w: np.ndarray  # [d_model]
-    ln_1_b: np.ndarray
-    c_attn_w: np.ndarray  # [d_model, 3 * d_model]: W_Q | W_K | W_V
-    c_attn_b: np.ndarray  # [3 * d_model]
-    c_proj_w: np.ndarray  # [d_model, d_model]: W_O
-    c_proj_b: np.ndarray
-    ln_2_w: np.ndarray
-    ln_2_b: np.ndarray
-    fc_w: np.ndarray  # [d_model, d_mlp]
-    fc_b: np.ndarray
-    fc_proj_w: np.ndarray  # [d_mlp, d_model]
-    fc_proj_b: np.ndarray
-    scaling: float  # the factor on Q·K: 1/sqrt(d_head), and 1/(layer+1) where the config says so
-
-
-@dataclass(frozen=True)
-class ModelWeights:
-    layers: tuple[LayerWeights, ...]
-    ln_f_w: np.ndarray
-    ln_f_b: np.ndarray
-    unembed: np.ndarray  # [vocab, d_model]: the LM head (tied to the token embedding)
-    lm_head_b: np.ndarray | None
-    eps: float
-    activation: str
-    n_head: int
-    d_head: int
-
-
-@dataclass(frozen=True)
 class LoadedModel:
     model: Any  # GPT2LMHeadModel, in eval mode, eager attention
     tokenizer: Any
@@ -118,49 +89,14 @@ class LoadedModel:
     def is_bundled(self) -> bool:
         return self.source == BUNDLED
 
+    @property
+    def dtype(self) -> str:
+        """The weights' dtype: float32, bfloat16 or float16."""
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
     @cached_property
     def weights(self) -> ModelWeights:
         return extract_weights(self.model)
-
-
-def _np(t: Any) -> np.ndarray:
-    return t.detach().to("cpu").float().numpy()
-
-
-def extract_weights(model: Any) -> ModelWeights:
-    cfg = model.config
-    layers = []
-    for block in model.transformer.h:
-        scaling = float(block.attn.scaling)
-        layers.append(
-            LayerWeights(
-                ln_1_w=_np(block.ln_1.weight),
-                ln_1_b=_np(block.ln_1.bias),
-                c_attn_w=_np(block.attn.c_attn.weight),
-                c_attn_b=_np(block.attn.c_attn.bias),
-                c_proj_w=_np(block.attn.c_proj.weight),
-                c_proj_b=_np(block.attn.c_proj.bias),
-                ln_2_w=_np(block.ln_2.weight),
-                ln_2_b=_np(block.ln_2.bias),
-                fc_w=_np(block.mlp.c_fc.weight),
-                fc_b=_np(block.mlp.c_fc.bias),
-                fc_proj_w=_np(block.mlp.c_proj.weight),
-                fc_proj_b=_np(block.mlp.c_proj.bias),
-                scaling=scaling,
-            )
-        )
-    bias = getattr(model.lm_head, "bias", None)
-    return ModelWeights(
-        layers=tuple(layers),
-        ln_f_w=_np(model.transformer.ln_f.weight),
-        ln_f_b=_np(model.transformer.ln_f.bias),
-        unembed=_np(model.lm_head.weight),
-        lm_head_b=None if bias is None else _np(bias),
-        eps=float(cfg.layer_norm_epsilon),
-        activation=str(cfg.activation_function),
-        n_head=int(cfg.n_head),
-        d_head=int(cfg.n_embd // cfg.n_head),
-    )
 
 
 def pick_device(device: str | None) -> str:
@@ -325,14 +261,29 @@ def plan_model(source: str | os.PathLike | None = None) -> ModelPlan:
     return ModelPlan(name=name, where=where, reason=reason, needs_network=needs_network, config=config)
 
 
+def check_dtype(dtype: str | None) -> str:
+    """The weights' dtype by name: `dtype`, else EXPLORER_DTYPE, else float32."""
+    chosen = dtype or os.environ.get(DTYPE_ENV, "").strip() or "float32"
+    if chosen not in DTYPES:
+        raise ModelLoadError(
+            f"The weights' dtype must be one of {', '.join(DTYPES)} (got {reprlib.repr(chosen)})."
+        )
+    return chosen
+
+
 def load_model(
-    source: str | os.PathLike | None = None, device: str | None = None, progress: Progress | None = None
+    source: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: Progress | None = None,
+    dtype: str | None = None,
 ) -> LoadedModel:
     """Load a GPT-2 model and its tokenizer.
 
     source: None (gpt2 if cached locally, else the bundled demo model), "bundled", a hub id
-    (gpt2, distilgpt2, gpt2-medium, …) or a local checkpoint folder.
+    (gpt2, distilgpt2, gpt2-medium, …) or a local checkpoint folder. dtype: float32 (the default,
+    or EXPLORER_DTYPE), bfloat16 or float16, for machines short of memory.
     """
+    weights_dtype = check_dtype(dtype)
     report = progress or (lambda fraction, message: None)
     report(0.0, f"Resolving {source or 'the default model'} …")
     plan = plan_model(source)
@@ -360,7 +311,7 @@ def load_model(
             str(where),
             attn_implementation="eager",  # SDPA returns no attention weights
             use_safetensors=True,  # never unpickle
-            dtype=torch.float32,
+            dtype=getattr(torch, weights_dtype),
             local_files_only=local_only,
             output_loading_info=True,
         )
@@ -402,7 +353,7 @@ def load_model(
         model=model,
         tokenizer=tokenizer,
         name=name,
-        reason=reason,
+        reason=reason if weights_dtype == "float32" else f"{reason} Weights in {weights_dtype}.",
         source=BUNDLED if plan.is_bundled else str(where),
         device=chosen,
         config=model.config.to_dict(),
@@ -414,3 +365,6 @@ def _explain(source: object, err: OSError) -> str:
     if "not a valid model identifier" in text or "404" in text or "Repository Not Found" in text:
         return f"There is no model called {source!r} on the Hugging Face Hub."
     return f"Cannot load {source!r}: {text.splitlines()[0] if text else type(err).__name__}"
+
+
+__all__ = ["DTYPES", "LoadedModel", "ModelPlan", "ModelWeights", "load_model", "plan_model"]

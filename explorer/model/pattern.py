@@ -1,6 +1,10 @@
 """Attention patterns kept as their causal lower triangle: GPT-2's mask makes every weight above
 the diagonal exactly 0, so only query ≥ key is stored, at half the memory of the square
 (302 MB instead of 604 MB for GPT-2 small at 1024 tokens).
+
+A large model's triangle can also be kept quantized, for what it is drawn as: uint16 in steps of
+1/65535 (every 4-decimal value on a hover is right) or uint8 in steps of 1/255 (a heatmap cell's
+colour). Indexing always gives float32; `exact` says whether those are the model's own numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ def _per_head(index: tuple) -> bool:
     return len(index) <= 4 and all(map(heads, index[:2])) and all(map(plain, index[2:]))
 
 
+# How a triangle may be kept: float32 as the model computed it, or quantized to this many levels.
+STORAGE = {np.dtype(np.float32): 1, np.dtype(np.uint16): 65535, np.dtype(np.uint8): 255}
+
+
 def row_starts(n_pos: int) -> np.ndarray:
     """[n_pos + 1] where each query's row starts in the packed triangle (row q holds keys 0..q)."""
     return np.concatenate([[0], np.cumsum(np.arange(1, n_pos + 1))])
@@ -40,12 +48,25 @@ class CausalPattern:
     def __init__(self, packed: np.ndarray, n_pos: int) -> None:
         if packed.ndim != 3 or packed.shape[-1] != n_pos * (n_pos + 1) // 2:
             raise ValueError(f"packed must be [layer, head, {n_pos * (n_pos + 1) // 2}], got {packed.shape}")
+        if packed.dtype not in STORAGE:
+            raise ValueError(f"packed must be one of {', '.join(map(str, STORAGE))}, got {packed.dtype}")
         self.packed = packed  # [layer, head, query ≥ key], row after row
         self.starts = row_starts(n_pos)
 
     @classmethod
-    def empty(cls, n_layer: int, n_head: int, n_pos: int) -> CausalPattern:
-        return cls(np.empty((n_layer, n_head, n_pos * (n_pos + 1) // 2), dtype=np.float32), n_pos)
+    def empty(cls, n_layer: int, n_head: int, n_pos: int, storage: Any = np.float32) -> CausalPattern:
+        """Room for every layer, kept as `storage`: float32 (exact), uint16 or uint8 (quantized)."""
+        return cls(np.empty((n_layer, n_head, n_pos * (n_pos + 1) // 2), dtype=storage), n_pos)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the values are the model's float32 ones, not quantized."""
+        return self.packed.dtype == np.float32
+
+    @property
+    def step(self) -> float:
+        """The largest error of a value: half a quantization step (0 when exact)."""
+        return 0.0 if self.exact else 0.5 / STORAGE[self.packed.dtype]
 
     @classmethod
     def from_square(cls, square: np.ndarray) -> CausalPattern:
@@ -73,15 +94,23 @@ class CausalPattern:
     def set_layer(self, layer: int, square: np.ndarray) -> None:
         """Store one layer from its [head, query, key] square."""
         rows, starts = self.packed[layer], self.starts
+        levels = STORAGE[rows.dtype]
         for q in range(len(starts) - 1):
-            rows[:, starts[q] : starts[q + 1]] = square[:, q, : q + 1]
+            row = square[:, q, : q + 1]
+            rows[:, starts[q] : starts[q + 1]] = row if self.exact else np.rint(row * levels)
+
+    def _values(self, packed: np.ndarray) -> np.ndarray:
+        """Packed values as float32, dequantized where they are kept quantized."""
+        if self.exact:
+            return packed
+        return packed.astype(np.float32) * np.float32(1 / STORAGE[packed.dtype])
 
     def _square(self, packed: np.ndarray) -> np.ndarray:
         """[..., query ≥ key] packed rows to [..., query, key] with zeros above the diagonal."""
         n_pos, starts = len(self.starts) - 1, self.starts
         out = np.zeros((*packed.shape[:-1], n_pos, n_pos), dtype=np.float32)
         for q in range(n_pos):
-            out[..., q, : q + 1] = packed[..., starts[q] : starts[q + 1]]
+            out[..., q, : q + 1] = self._values(packed[..., starts[q] : starts[q + 1]])
         return out
 
     def __getitem__(self, index: Any) -> np.ndarray:
@@ -93,7 +122,7 @@ class CausalPattern:
         if rest and isinstance(rest[0], (int, np.integer)):
             q = range(self.shape[2])[rest[0]]
             row = np.zeros((*picked.shape[:-1], self.shape[3]), dtype=np.float32)
-            row[..., : q + 1] = picked[..., self.starts[q] : self.starts[q + 1]]
+            row[..., : q + 1] = self._values(picked[..., self.starts[q] : self.starts[q + 1]])
             return row[(..., *rest[1:])]
         query_key = (*rest, slice(None), slice(None))[:2]
         return self._square(picked)[(..., *query_key)]

@@ -24,6 +24,7 @@ from explorer.ui.common import (
     guarded,
     placeholder,
     plot_click_bridge,
+    progress_callback,
     tab_listener,
 )
 from explorer.ui.state import CONCURRENCY, HEADS_TAB, Session
@@ -44,11 +45,12 @@ class HeadTypes:
         self._scores: OrderedDict[str, pd.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str, loaded: LoadedModel) -> pd.DataFrame:
+    def get(self, key: str, loaded: LoadedModel, progress: Any = None) -> pd.DataFrame:
         with self._lock:  # one measurement at a time; a second asker waits and reads the first's
             if key not in self._scores:
-                with self._ctx.models.lock(loaded):
-                    self._scores[key] = head_scores(loaded)
+                report = progress_callback(progress) if progress is not None else None
+                with self._ctx.models.lock(loaded):  # a large model's probes take seconds: reported
+                    self._scores[key] = head_scores(loaded, progress=report)
                 while len(self._scores) > self._capacity:
                     self._scores.popitem(last=False)
             self._scores.move_to_end(key)
@@ -77,7 +79,7 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
         loaded = ctx.models.get(session.model)
         if progress is not None:
             progress(0.2, desc="Measuring head types on probe texts (once per model) …")
-        return types.get(session.model, loaded)
+        return types.get(session.model, loaded, progress)
 
     @guarded(status)
     def draw(session: Session, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
