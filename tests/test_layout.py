@@ -132,3 +132,17 @@ def test_the_public_api_is_where_the_readme_says() -> None:
         "logit_attribution",
     ):
         assert callable(getattr(explorer, name)), name
+
+
+def test_the_tab_bar_holds_tabs_only(tiny) -> None:
+    """A component made inside gr.Tabs but outside every gr.Tab (a gr.State, say) shifts Gradio's
+    tab buttons: once the Walk-through had opened, Export's button read "Walk-through"."""
+    import gradio as gr
+
+    from explorer.ui import build_app
+
+    demo = build_app(loaded=tiny)
+    (tabs,) = [block for block in demo.blocks.values() if isinstance(block, gr.Tabs)]
+    assert tabs.children and all(isinstance(child, gr.Tab) for child in tabs.children), [
+        type(child).__name__ for child in tabs.children
+    ]

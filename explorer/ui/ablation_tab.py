@@ -14,14 +14,17 @@ from explorer.figures.insights import ablation_figure, importance_figure
 from explorer.insight_views import importance_table, parse_heads
 from explorer.ui.common import (
     Context,
+    current_analysis,
     guarded,
     placeholder,
     plot_click_bridge,
     require_analysis,
+    tab_listener,
 )
 from explorer.ui.state import CONCURRENCY, Session
 
 NO_LAYER = -1
+ABLATION_TAB = "ablation"
 
 
 def _layer(value: Any) -> int | None:
@@ -36,10 +39,10 @@ def _target(text: Any) -> str | None:
     return text if isinstance(text, str) and text.strip() else None
 
 
-def add_ablation_tab(ctx: Context) -> None:
+def add_ablation_tab(ctx: Context, tabs: gr.Tabs) -> None:
     status = ctx.status
     c: dict[str, Any] = {}
-    with gr.Tab("Ablation", id="ablation", elem_id="ae-ablation-tab"):
+    with gr.Tab("Ablation", id=ABLATION_TAB, elem_id="ae-ablation-tab"):
         gr.Markdown(
             "**Remove heads and watch the next-token guess change.** A removed head's output is set to "
             "zero, or to its average over this prompt (mean), before it joins the residual stream.",
@@ -102,17 +105,21 @@ def add_ablation_tab(ctx: Context) -> None:
                 c["ranked"] = gr.HTML("", elem_id="ae-importance-table")
         # A bar of the ranking puts that head in the list to remove and runs the ablation.
         c["bar_click"] = plot_click_bridge("#ae-importance", "name: p.customdata")
-    _wire_ablation(ctx, c, status)
+        c["seen"] = gr.State(-1)  # the analysis (ctx.analyzed's count) the choices were made for
+    _wire_ablation(ctx, tabs, c, status)
 
 
-def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None:
+def _wire_ablation(ctx: Context, tabs: gr.Tabs, c: dict[str, Any], status: gr.Markdown) -> None:
     guard = guarded(status)
 
     @guard
-    def reset(session: Session) -> dict[Any, Any]:
-        # Choices only: the values stay as the user left them (run() names a head or layer that
-        # this model lacks), so typing while this runs loses nothing.
-        analysis = require_analysis(ctx, session)
+    def reset(session: Session, analyzed: int, seen: int) -> Any:
+        """New choices and empty results for a new analysis (once: reopening the tab keeps them).
+        Choices only: the values stay as the user left them (run() names a head or layer that
+        this model lacks), so typing while this runs loses nothing."""
+        analysis = current_analysis(ctx, session)
+        if analysis is None or analyzed == seen:
+            return gr.skip()
         names = [head_name(a, b) for a in range(analysis.n_layer) for b in range(analysis.n_head)]
         layers = [("none", NO_LAYER)] + [(f"layer {i}", i) for i in range(analysis.n_layer)]
         return {
@@ -122,15 +129,20 @@ def _wire_ablation(ctx: Context, c: dict[str, Any], status: gr.Markdown) -> None
             c["dist"]: placeholder("Pick heads and press “Remove and compare”."),
             c["importance"]: placeholder("Press “Which heads matter here?” to rank every head.", height=200),
             c["ranked"]: "",
+            c["seen"]: analyzed,
         }
 
-    ctx.analyzed.change(
+    tab_listener(
+        ctx,
+        tabs,
+        ABLATION_TAB,
+        "ae-ablation-tab",
+        [ctx.analyzed.change],
         reset,
-        [ctx.session],
-        [status, c["heads"], c["layer"], c["summary"], c["dist"], c["importance"], c["ranked"]],
+        [ctx.session, ctx.analyzed, c["seen"]],
+        [status, c["heads"], c["layer"], c["summary"], c["dist"], c["importance"], c["ranked"], c["seen"]],
         api_visibility="private",
         show_progress="hidden",
-        trigger_mode="always_last",
     )
 
     @guard

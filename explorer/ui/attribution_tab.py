@@ -115,7 +115,10 @@ def build_why_tab() -> WhyTab:
         clicks = tuple(
             plot_click_bridge(f"#ae-why-{name}", CLICK_FIELDS) for name in ("heads", "bars", "flow")
         )
-    return WhyTab(token, versus, threshold, explain_last, summary, heads, bars, flow, gr.State(None), clicks)
+        # Inside the tab: a child of gr.Tabs that is not a tab shifts Gradio's tab buttons (after
+        # the Walk-through opened, Export's button showed "Walk-through").
+        note = gr.State(None)
+    return WhyTab(token, versus, threshold, explain_last, summary, heads, bars, flow, note, clicks)
 
 
 def _fraction(value: Any) -> float:

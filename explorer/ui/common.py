@@ -3,7 +3,6 @@ files, and small helpers for clamping values from the page or the API."""
 
 from __future__ import annotations
 
-import json
 import logging
 import reprlib
 from collections.abc import Callable, Iterator
@@ -55,7 +54,8 @@ class Context:
     models: ModelCache
     analyses: AnalysisStore
     limits: Limits
-    page_tab: gr.Textbox  # hidden: "shown"/"hidden" from the page's script, "" from API callers
+    page_tab: gr.Textbox  # hidden; kept as the last input of tab_listener fills, for the API's parameters
+    bridges: gr.Column  # never shown: where tab_listener puts the bridges its page script clicks
 
 
 # --- values from the page or the API ---------------------------------------------------------
@@ -120,11 +120,6 @@ def placeholder(message: str, height: int = 260) -> go.Figure:
 def progress_callback(progress: Any) -> Progress:
     """The engine's progress(fraction, message) as Gradio's progress bar."""
     return lambda fraction, message: progress(fraction, desc=message)
-
-
-def unchanged(outputs: list[Any]) -> dict[Any, Any]:
-    """A reply that changes none of `outputs` (Gradio takes an empty dict for a missing value)."""
-    return {outputs[0]: gr.skip()}
 
 
 # --- errors become messages ----------------------------------------------------------------------
@@ -221,30 +216,25 @@ def tab_listener(
 ) -> None:
     """Run `fn(*inputs)` on `triggers` while tab `tab` (elem_id `panel`) shows, and when it opens.
 
-    Hidden, the tab's panels wait. Whether it shows is read in the page as each trigger fires
-    (another listener's record of the open tab could lag behind), and an opening from the select
-    event's own data. One listener for both, so that an opening and a selection made right after
-    it are answered in that order. API calls, which run no page script, always get `fn`.
+    Hidden, the tab's panels wait, and without a server call: the triggers run a page script
+    that asks for the fill (a hidden bridge's click) only when the panel is visible, so an
+    analysis or a selection costs no round trip for the tabs nobody looks at. The fill's API
+    name and parameters are the event's own (kwargs); API callers always get `fn`.
     """
-    panel_js = json.dumps(panel)
-    page_js = (
-        f"(...args) => {{ const el = document.getElementById({panel_js}); "
-        "args[args.length - 1] = el && el.offsetParent !== null ? 'shown' : 'hidden'; return args; }"
-    )
+    with ctx.bridges:  # not inside gr.Tabs, where every child is taken for a tab
+        bridge = gr.HTML("", visible="hidden", js_on_load=static("tab_fill.js").replace("__PANEL__", panel))
+    gate = static("tab_gate.js").replace("__PANEL__", panel)
+    gr.on(triggers, None, None, None, js=gate.replace("__DEFER__", "false"), api_visibility="private")
+    tabs.select(None, None, None, js=gate.replace("__DEFER__", "true"), api_visibility="private")
 
-    def run(evt: gr.EventData, gr_progress: gr.Progress = gr.Progress(), *args: Any) -> Any:
-        rest, shown = args[:-1], args[-1]  # last, so the API's parameters keep their places
-        if getattr(evt, "target", None) is tabs:
-            opened = evt._data.get("id") if isinstance(evt._data, dict) else None
-            if opened != tab:
-                return unchanged(outputs)
-        elif shown == "hidden":
-            return unchanged(outputs)
+    # Not named `run`: Gradio names an event by its function, and "run" is Generate's API.
+    def fill(gr_progress: gr.Progress = gr.Progress(), *args: Any) -> Any:
+        rest = args[:-1]  # the last is page_tab, kept so the API's parameters keep their places
         return fn(*rest, progress=gr_progress) if progress else fn(*rest)
 
     kwargs.setdefault("concurrency_limit", CONCURRENCY)
     kwargs.setdefault("trigger_mode", "always_last")
-    gr.on([*triggers, tabs.select], run, [*inputs, ctx.page_tab], outputs, js=page_js, **kwargs)
+    bridge.click(fill, [*inputs, ctx.page_tab], outputs, **kwargs)
 
 
 def plot_click_bridge(selector: str, fields: str) -> gr.HTML:

@@ -22,8 +22,11 @@ from explorer.ui.common import (
     guarded,
     placeholder,
     progress_callback,
+    tab_listener,
 )
 from explorer.ui.state import CONCURRENCY, Session
+
+COMPARE_TAB = "compare"
 
 
 def _head_choices(comparison: Comparison) -> list[tuple[str, str]]:
@@ -36,9 +39,9 @@ def _head_choices(comparison: Comparison) -> list[tuple[str, str]]:
     ]
 
 
-def add_compare_tab(ctx: Context) -> None:
+def add_compare_tab(ctx: Context, tabs: gr.Tabs) -> None:
     status = ctx.status
-    with gr.Tab("Compare", id="compare", elem_id="ae-compare-tab"):
+    with gr.Tab("Compare", id=COMPARE_TAB, elem_id="ae-compare-tab"):
         gr.Markdown(
             "**Two prompts, position by position.** A is the prompt above; change a word in B (swap the "
             "names, say) and see which heads shift their attention and how the next-token guess moves.",
@@ -80,6 +83,7 @@ def add_compare_tab(ctx: Context) -> None:
                     elem_id="ae-compare-diff",
                 )
         state = gr.State(None)
+        compared = gr.State(-1)  # the analysis (ctx.analyzed's count) that A was when compared
     guard = guarded(status)
 
     @guard
@@ -121,6 +125,12 @@ def add_compare_tab(ctx: Context) -> None:
         show_progress_on=[plot],
         concurrency_limit=CONCURRENCY,
         concurrency_id="compare",
+    ).success(
+        lambda analyzed: analyzed,
+        [ctx.analyzed],
+        [compared],
+        api_visibility="private",
+        show_progress="hidden",
     )
 
     @guard
@@ -151,9 +161,21 @@ def add_compare_tab(ctx: Context) -> None:
         show_progress="hidden",
     )
 
-    def stale(comparison: Comparison | None) -> Any:
-        if comparison is None:
-            return gr.update()
+    def stale(comparison: Comparison | None, analyzed: int, compared: int) -> Any:
+        """Say so when the prompt was analyzed again after the comparison shown."""
+        if comparison is None or analyzed == compared:
+            return gr.skip()
         return "*The prompt changed: press **Compare** to compare it with B.*"
 
-    ctx.analyzed.change(stale, [state], [alignment], api_visibility="private", show_progress="hidden")
+    tab_listener(
+        ctx,
+        tabs,
+        COMPARE_TAB,
+        "ae-compare-tab",
+        [ctx.analyzed.change],
+        stale,
+        [state, ctx.analyzed, compared],
+        [alignment],
+        api_visibility="private",
+        show_progress="hidden",
+    )

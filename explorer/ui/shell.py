@@ -94,6 +94,7 @@ def build_app(
         bar = lecture_bar.build_lecture_bar()
         entry = prompt.build_prompt_panel()
         status = gr.Markdown("", elem_id="ae-status", elem_classes=["ae-status"])
+        bridges = gr.Column(elem_id="ae-bridges")  # hidden helpers of the page's scripts (app.css)
         selected = prompt.build_selection_bar()
         ctx = Context(
             session=session,
@@ -108,6 +109,7 @@ def build_app(
             analyses=AnalysisStore(analysis_budget),
             limits=limits,
             page_tab=gr.Textbox("", visible=False),
+            bridges=bridges,
         )
         with gr.Tabs(elem_id="ae-tabs") as tabs:
             with gr.Tab("Attention heads", id=HEADS_TAB):
@@ -117,9 +119,9 @@ def build_app(
             with gr.Tab("Generate", id="generate", elem_id="ae-gen-tab"):
                 gen = generate_tab.build_generate_tab(limits)
             head_types_tab.add_head_types_tab(ctx, tabs, head_types_tab.HeadTypes(ctx))
-            ablation_tab.add_ablation_tab(ctx)
+            ablation_tab.add_ablation_tab(ctx, tabs)
             lens_tab.add_lens_tab(ctx, tabs)
-            compare_tab.add_compare_tab(ctx)
+            compare_tab.add_compare_tab(ctx, tabs)
             why = attribution_tab.build_why_tab()
             walk = walkthrough_tab.build_walkthrough_tab()
             exports = export_tab.build_export_tab()

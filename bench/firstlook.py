@@ -1,0 +1,230 @@
+"""The first impression, as a new user meets it in Chromium (a fresh browser context each time, the
+server warm with its model loaded): page open → the example's first analysis drawn; Analyze →
+the overview and the head detail drawn; a tile click and a token click → the head redrawn.
+
+For each path: the median time, the server events it fired (queue joins), the bytes the page
+received, the longest main-thread task (Long Tasks API) and a breakdown: until the page's
+script ran, until its first queue join, until the reply was in, until drawn.
+
+    python -m bench --only firstlook      (or python -m bench.firstlook for the table alone)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from typing import Any
+
+from bench.browser import EXPLORER_DRAWN, IDLE, MARK_DRAWN, NEXT_FRAME, NOT_LOCAL, chromium
+from bench.common import Row, Settings, fmt_bytes, fmt_s, prompt
+
+OPEN_GOAL_S = 3.0
+ANALYZE_GOAL_S = 0.6  # bundled model, 32 tokens
+CLICK_GOAL_S = 0.3
+FORWARD_MARGIN_S = 0.4  # a GPT-2-small-sized model: Analyze within the forward pass + this
+
+# Every main-thread task over 50 ms, from before the page's own scripts run.
+LONG_TASKS = """
+window.__aeLong = [];
+new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__aeLong.push(e.duration); })
+  .observe({type: 'longtask', buffered: true});
+"""
+DETAIL_DRAWN = """() => {
+  const gd = document.querySelector('#ae-detail .js-plotly-plot');
+  return gd && gd._fullLayout !== (window.__aeBefore || [])[1] && !!gd.querySelector('g.hm image');
+}"""
+# The centre of the tile of layer 1, head 1 (the overview's axes count heads and layers), as
+# Plotly reports a click there.
+CLICK_TILE = """() => {
+  const gd = document.querySelector('#ae-overview .js-plotly-plot');
+  gd.emit('plotly_click', {points: [{x: 1, y: 1, data: gd.data[0]}]});
+}"""
+
+
+class Traffic:
+    """Queue joins and bytes received by one page, counted from a mark."""
+
+    def __init__(self, page: Any) -> None:
+        self.joins: list[float] = []
+        self.bytes = 0
+        self.first_reply: float | None = None
+        page.on("request", self._request)
+        page.on("requestfinished", self._finished)
+
+    def mark(self) -> None:
+        self.joins, self.bytes, self.first_reply = [], 0, None
+
+    def _request(self, request: Any) -> None:
+        if "/gradio_api/queue/join" in request.url:
+            self.joins.append(time.perf_counter())
+
+    def _finished(self, request: Any) -> None:
+        try:
+            self.bytes += int(request.sizes().get("responseBodySize", 0))
+        except Exception:  # noqa: BLE001 - a request the page abandoned
+            return
+        if "/queue/data" in request.url and self.first_reply is None:
+            self.first_reply = time.perf_counter()
+
+
+def longest_task(page: Any) -> float:
+    return float(page.evaluate("() => Math.max(0, ...(window.__aeLong || []))")) / 1000
+
+
+def settle(page: Any, timeout_s: float) -> None:
+    page.wait_for_function(IDLE, polling="raf", timeout=timeout_s * 1000)
+    page.wait_for_timeout(600)  # events chained after the drawn ones (a hidden tab's, say)
+    page.wait_for_function(IDLE, polling="raf", timeout=timeout_s * 1000)
+
+
+def open_page(browser: Any, url: str, timeout_s: float = 120) -> dict[str, Any]:
+    """A fresh context: navigation → the example prompt's overview and head detail drawn."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.add_init_script(LONG_TASKS)
+    page = context.new_page()
+    page.route(NOT_LOCAL, lambda route: route.abort())
+    traffic = Traffic(page)
+    page.add_init_script("window.__aeBefore = [];")
+    start = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    page.wait_for_function(EXPLORER_DRAWN, polling="raf", timeout=timeout_s * 1000)
+    page.evaluate(NEXT_FRAME)
+    drawn = time.perf_counter() - start
+    first_join = traffic.joins[0] - start if traffic.joins else None
+    settle(page, timeout_s)
+    return {
+        "context": context,
+        "page": page,
+        "traffic": traffic,
+        "seconds": drawn,
+        "first_join": first_join,
+        "events": len(traffic.joins),
+        "bytes": traffic.bytes,
+        "long": longest_task(page),
+    }
+
+
+def timed_path(
+    page: Any, traffic: Traffic, act: Any, drawn_js: str, timeout_s: float = 120
+) -> dict[str, Any]:
+    page.evaluate("() => { window.__aeLong = []; }")
+    page.evaluate(MARK_DRAWN)
+    traffic.mark()
+    start = time.perf_counter()
+    act()
+    page.wait_for_function(drawn_js, polling="raf", timeout=timeout_s * 1000)
+    page.evaluate(NEXT_FRAME)
+    seconds = time.perf_counter() - start
+    reply = traffic.first_reply - start if traffic.first_reply else None
+    settle(page, timeout_s)
+    return {
+        "seconds": seconds,
+        "reply": reply,
+        "events": len(traffic.joins),
+        "bytes": traffic.bytes,
+        "long": longest_task(page),
+    }
+
+
+def user_paths(page: Any, traffic: Traffic, text: str) -> dict[str, dict[str, Any]]:
+    """On an opened, settled page: Analyze, then a tile click, then a token click."""
+
+    def analyze() -> None:
+        page.locator("#ae-prompt textarea").fill(text)
+        page.locator("#ae-analyze").click()
+
+    chip = page.locator("#ae-tokens [data-pos]").nth(2)
+    return {
+        "analyze": timed_path(page, traffic, analyze, EXPLORER_DRAWN),
+        "tile": timed_path(page, traffic, lambda: page.evaluate(CLICK_TILE), DETAIL_DRAWN),
+        "token": timed_path(page, traffic, chip.click, DETAIL_DRAWN),
+    }
+
+
+def measure(url: str, text: str, repeats: int) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {"open": [], "analyze": [], "tile": [], "token": []}
+    with chromium() as browser:
+        for _ in range(repeats):
+            opened = open_page(browser, url)
+            out["open"].append({k: v for k, v in opened.items() if k not in ("context", "page", "traffic")})
+            for key, run in user_paths(opened["page"], opened["traffic"], text).items():
+                out[key].append(run)
+            opened["context"].close()
+    return out
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def path_rows(
+    label: str, runs: dict[str, list[dict[str, Any]]], goals: dict[str, float], model: str
+) -> list[Row]:
+    names = {
+        "open": "page open (fresh context, warm server) → first analysis drawn",
+        "analyze": f"Analyze ({label}) → overview + head detail drawn",
+        "tile": "overview tile click → head redrawn",
+        "token": "token click → head redrawn",
+    }
+    rows = []
+    for key, name in names.items():
+        if not runs[key]:
+            continue
+        seconds = _median(runs[key], "seconds")
+        split = (
+            f"first server event at {fmt_s(_median(runs[key], 'first_join'))}"
+            if key == "open"
+            else f"reply starts at {fmt_s(_median(runs[key], 'reply'))}"
+        )
+        note = (
+            f"{model}; {_median(runs[key], 'events'):.0f} server events, "
+            f"{fmt_bytes(_median(runs[key], 'bytes'))} received, longest main-thread task "
+            f"{fmt_s(_median(runs[key], 'long'))}; {split}"
+        )
+        goal = goals.get(key)
+        rows.append(
+            Row(
+                name,
+                label,
+                fmt_s(seconds),
+                "—",
+                "—",
+                f"≤ {fmt_s(goal)}" if goal else "—",
+                None if goal is None or seconds is None else seconds <= goal,
+                note,
+            )
+        )
+    return rows
+
+
+def rows(settings: Settings, small: Any | None = None) -> list[Row]:
+    """The bundled model at 32 tokens, and (given) the GPT-2-small-sized one at 32 and 128."""
+    from bench.browser import bare_forward_s
+    from bench.wire import served
+    from explorer import load_model
+
+    repeats = 2 if settings.quick else 3
+    out: list[Row] = []
+    bundled = load_model("bundled", device="cpu")
+    with served(bundled) as app:
+        runs = measure(app.url, prompt(bundled.tokenizer, 32), repeats)
+        goals = {"open": OPEN_GOAL_S, "analyze": ANALYZE_GOAL_S, "tile": CLICK_GOAL_S, "token": CLICK_GOAL_S}
+        out += path_rows("32 tokens", runs, goals, "bundled model")
+    if small is not None:
+        with served(small) as app:
+            for n in (32, 128):
+                text = prompt(small.tokenizer, n)
+                forward = bare_forward_s(small, text)
+                runs = measure(app.url, text, repeats)
+                runs = {"analyze": runs["analyze"], "open": [], "tile": [], "token": []}
+                goal = {"analyze": forward + FORWARD_MARGIN_S}
+                out += path_rows(f"{n} tokens", runs, goal, f"GPT-2-small-sized, forward {fmt_s(forward)}")
+    return out
+
+
+if __name__ == "__main__":
+    from bench.common import markdown
+
+    print(markdown(rows(Settings(quick="--quick" in sys.argv))))
