@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-BENCHES = ("analyze", "bytes", "steps", "browser", "attribution", "coldstart", "memory", "load")
+BENCHES = ("analyze", "bytes", "steps", "browser", "run", "attribution", "coldstart", "memory", "load")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             if "browser" in chosen:
                 log("browser: Analyze in Chromium against bertviz's page")
                 rows += guarded("browser", lambda: browser.rows(settings, loaded, app.url), [])
+    if "run" in chosen:
+        log("run: Run and Stop in Chromium, on the bundled and the GPT-2-small-sized model")
+        rows += guarded("run", lambda: run_rows(settings), [])
     if "attribution" in chosen:
         from bench import attribution
 
@@ -125,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         results = common.BENCH_DIR / "RESULTS.md"
         results.write_text(with_latest_run(results.read_text() if results.exists() else "", report))
     return 0
+
+
+def run_rows(settings: Any) -> list:
+    from bench import common, run
+    from bench.wire import served
+    from explorer.model.loading import load_model
+
+    bundled, small = load_model("bundled", device="cpu"), common.gpt2_small()
+    with served(bundled) as a, served(small) as b:
+        return run.rows(settings, {"bundled": (bundled, a.demo, a.url), "gpt2-small": (small, b.demo, b.url)})
 
 
 TITLE = "# Benchmark results\n"

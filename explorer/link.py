@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from explorer.model.generation import DEFAULT_SAMPLING
 from explorer.walkthrough import LANGS
 
 MAX_URL_PROMPT = 20_000  # characters of a prompt taken from a link
@@ -41,11 +42,12 @@ VIEW_DEFAULTS: Mapping[str, Any] = {
     "layer": 0,
     "head": 0,
     "mean": False,
-    "greedy": False,
-    "temperature": 1,
-    "top_k": 0,
-    "top_p": 1,
-    "seed": 0,
+    # The engine's own defaults: a link with top-k 0 keeps it, one without restores 50.
+    "greedy": DEFAULT_SAMPLING.greedy,
+    "temperature": DEFAULT_SAMPLING.temperature,
+    "top_k": DEFAULT_SAMPLING.top_k,
+    "top_p": DEFAULT_SAMPLING.top_p,
+    "seed": DEFAULT_SAMPLING.seed,
     "lang": "en",
     "lecture": False,
     "dark": False,

@@ -25,7 +25,7 @@ import numpy as np
 from explorer.analysis.arithmetic import STEP_NAMES, Breakdown, softmax
 from explorer.analysis.attribution import logit_attribution
 from explorer.model.capture import Analysis, display_tokens
-from explorer.model.generation import MIN_TEMPERATURE
+from explorer.model.generation import DEFAULT_SAMPLING, MIN_TEMPERATURE
 from explorer.views import esc
 
 LANGS = ("en", "zh")
@@ -104,10 +104,12 @@ def placeholders(template: str) -> set[str]:
 
 @dataclass(frozen=True)
 class Sampling:
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    greedy: bool = False
+    """The settings the walk-through's sentences describe; by default the engine's (DEFAULT_SAMPLING)."""
+
+    temperature: float = DEFAULT_SAMPLING.temperature
+    top_k: int = DEFAULT_SAMPLING.top_k
+    top_p: float = DEFAULT_SAMPLING.top_p
+    greedy: bool = DEFAULT_SAMPLING.greedy
 
     @property
     def is_greedy(self) -> bool:

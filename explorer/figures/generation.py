@@ -125,6 +125,11 @@ def distribution_figure(
     return _figure(traces, heading, meta or _slug(title, "next-token"), **options)
 
 
+def timeline_ticks(tokens: Sequence[str], max_labels: int | None = None) -> dict[str, Any]:
+    """The timeline's x ticks: the generated tokens, every k-th once there are more than `max_labels`."""
+    return _thin(_token_ticks(tokens), max_labels)
+
+
 def timeline_figure(
     probs: Sequence[float],
     entropies: Sequence[float],
@@ -169,7 +174,7 @@ def timeline_figure(
         traces,
         "Generation: confidence in each chosen token",
         meta or "generation-timeline",
-        xaxis={"title": {"text": "generated token"}, **_thin(_token_ticks(tokens), max_labels)},
+        xaxis={"title": {"text": "generated token"}, **timeline_ticks(tokens, max_labels)},
         yaxis={"title": {"text": "p(chosen)"}, "range": [0, 1.05], "tickformat": ".0%"},
         yaxis2={
             "title": {"text": "entropy (bits)"},

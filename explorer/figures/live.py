@@ -9,8 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer import views
-from explorer.figures.base import message_figure
-from explorer.figures.generation import distribution_figure, timeline_figure
+from explorer.figures.base import _esc, message_figure
+from explorer.figures.generation import distribution_figure, timeline_figure, timeline_ticks
 from explorer.figures.heads import attention_row_figure
 from explorer.model.capture import display_tokens
 from explorer.model.generation import TOP_K_SHOWN, GenerationSession, StepResult
@@ -19,8 +19,11 @@ GEN_TICK_LABELS = 18  # the generation panels are narrower
 GEN_HOVER_KEYS = 256  # longer attention rows of a generated token hover without token text
 
 
-def distribution(raw: Any, warped: Any, chosen: int | None, title: str) -> go.Figure:
-    """distribution_figure, a little shorter, with ticks fine enough for small probabilities."""
+def distribution(
+    raw: Any, warped: Any, chosen: int | None, title: str, chosen_label: str | None = None
+) -> go.Figure:
+    """distribution_figure, a little shorter, with ticks fine enough for small probabilities;
+    `chosen_label` names the chosen token when it is not among the bars."""
     top = max(
         float(raw["prob"].max()) if len(raw) else 0.0, float(warped["prob"].max()) if len(warped) else 0.0
     )
@@ -30,6 +33,7 @@ def distribution(raw: Any, warped: Any, chosen: int | None, title: str) -> go.Fi
         warped,
         chosen,
         title=title,
+        chosen_label=chosen_label,
         xaxis={"tickformat": ".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%"},
         height=130 + 21 * rows * 2,
     )
@@ -49,7 +53,11 @@ def preview_figure(gen: GenerationSession) -> go.Figure:
 
 def step_distribution(result: StepResult, step_no: int) -> go.Figure:
     return distribution(
-        result.raw_top, result.warped_top, result.token_id, f"Step {step_no}: the next-token distribution"
+        result.raw_top,
+        result.warped_top,
+        result.token_id,
+        f"Step {step_no}: the next-token distribution",
+        chosen_label=result.display,
     )
 
 
@@ -64,6 +72,19 @@ def timeline(gen: GenerationSession) -> go.Figure:
         max_labels=GEN_TICK_LABELS,
         height=300,
     )
+
+
+def timeline_tail(gen: GenerationSession, start: int) -> dict[str, Any]:
+    """What a Run appends to the timeline in the page: the points of the steps from `start` on
+    (x, p(chosen), entropy, escaped hover text) and the x axis's token ticks for every step."""
+    items = gen.history[start:]
+    return {
+        "x": list(range(start, len(gen.history))),
+        "p": [h.prob for h in items],
+        "h": [h.entropy for h in items],
+        "text": _esc([h.display for h in items]),
+        "ticks": timeline_ticks([h.display for h in gen.history], GEN_TICK_LABELS),
+    }
 
 
 def new_token_attention(

@@ -3,6 +3,7 @@ model changes), one step at a time, and the view of a step, as replies of the co
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -15,22 +16,14 @@ from explorer.figures import live
 from explorer.model.capture import clean_text, display_tokens
 from explorer.model.generation import GenerationSession, StepResult
 from explorer.model.loading import LoadedModel
-from explorer.ui.common import Context, clamp, guarded, guarded_stream, placeholder
+from explorer.ui.common import Context, clamp, guarded, guarded_stream, placeholder, static
+from explorer.ui.generate_run import PageRun, page_run, request_stop, seconds_per_token
+from explorer.ui.generate_settings import SettingsHandlers, settings_of
 from explorer.ui.generate_tab import GenerateTab
 from explorer.ui.serving import TRIM_EVERY, release_free_memory
 from explorer.ui.state import CONCURRENCY, Session, remember
 
 # --- the session's generation --------------------------------------------------------------------
-
-
-def settings_of(greedy: bool, temperature: float, top_k: float, top_p: float, seed: Any) -> dict[str, Any]:
-    return {
-        "greedy": bool(greedy),
-        "temperature": temperature,
-        "top_k": 0 if top_k is None else top_k,  # the session checks it (NaN from the API)
-        "top_p": top_p,
-        "seed": 0 if seed is None else seed,
-    }
 
 
 def model_key_of(gen: GenerationSession) -> str | None:
@@ -215,13 +208,28 @@ class _Handlers:
         seed: Any,
         layer: Any,
         head: Any,
+        speed: Any = 0,
+        run_of: Any = "",
     ) -> Iterator[dict[Any, Any]]:
         count = int(np.clip(int(n or 1), 1, self.ctx.limits.max_run_tokens))
-        for i in range(count):
-            gen, result, fresh = self.one_step(prompt, session, (greedy, temperature, top_k, top_p, seed))
+        settings, pace = (greedy, temperature, top_k, top_p, seed), seconds_per_token(speed)
+        run_id = page_run(run_of)
+        if run_id is not None:  # the page: frames at the display's pace, then the full view
+            yield from PageRun(self, attention_figure)(
+                prompt, session, settings, count, (layer, head), pace, run_id
+            )
+            return
+        started = time.monotonic()
+        for i in range(count):  # API callers: one full reply per token
+            if pace and i:
+                time.sleep(max(0.0, started + i * pace - time.monotonic()))
+            gen, result, fresh = self.one_step(prompt, session, settings)
             yield self.respond(session, gen, result, layer, head, fresh and i == 0)
             if result.finished:
                 break
+
+    def stop(self, session: Session, run_of: Any) -> None:
+        request_stop(session, run_of)
 
     def force(
         self,
@@ -320,20 +328,6 @@ class _Handlers:
         gen, _ = ensure_generation(self.ctx, session, prompt, settings)
         return self.respond(session, gen, None, layer, head, True, "Starting again from the prompt.")
 
-    def configure(
-        self, session: Session, greedy: bool, temperature: float, top_k: float, top_p: float, seed: Any
-    ) -> dict[Any, Any]:
-        gen = session.generation
-        if gen is None:
-            return {self.ctx.status: ""}
-        gen.configure(**settings_of(greedy, temperature, top_k, top_p, seed))
-        session.shown_position = len(gen.ids)
-        return {
-            self.ctx.status: "",
-            self.tab.dist: live.preview_figure(gen),
-            self.tab.step_md: "Settings changed: the chart now shows the next token's distribution with them.",
-        }
-
     def show_attention(self, session: Session, layer: Any, head: Any) -> dict[Any, Any]:
         gen = session.generation
         result = session.steps.get(len(gen.ids) - 1) if gen is not None else None
@@ -343,21 +337,38 @@ class _Handlers:
 
 
 def wire_generate_tab(ctx: Context, tab: GenerateTab) -> None:
-    h = _Handlers(ctx, tab)
+    h, settings = _Handlers(ctx, tab), SettingsHandlers(ctx, tab)
     guard, guard_stream = guarded(ctx.status), guarded_stream(ctx.status)
     outputs = h.outputs
     view: list[Any] = [tab.attn_layer, tab.attn_head]
     gen_inputs = [ctx.prompt, ctx.session, *tab.settings, *view]
     limit: dict[str, Any] = {"concurrency_limit": CONCURRENCY, "concurrency_id": "generate"}
     tab.step.click(guard(h.step), gen_inputs, outputs, api_name="step", **limit)
+    run_inputs = [ctx.prompt, ctx.session, tab.n, *tab.settings, *view]
+    # API callers keep "run" as it was: one full reply per token. The page's Run numbers itself
+    # (run_start.js), may be paced, and streams frames (generate_run); raw requests, which get no
+    # defaults for missing values, are why the two are separate events.
+    tab.api_run.click(
+        guard_stream(h.run), run_inputs, outputs, api_name="run", api_visibility="public", **limit
+    )
     run_event = tab.run.click(
         guard_stream(h.run),
-        [ctx.prompt, ctx.session, tab.n, *tab.settings, *view],
-        outputs,
-        api_name="run",
+        [*run_inputs, tab.speed, tab.run_of],
+        [*outputs, tab.stream],
+        js=static("run_start.js"),
+        api_visibility="private",
         **limit,
     )
-    tab.stop.click(None, None, None, cancels=[run_event], api_visibility="private")
+    run_event.then(None, js="() => window.aeRun && window.aeRun.end()")
+    # Outside the queue, so that it is never behind a step; the Run reads the mark before each token.
+    tab.stop.click(
+        h.stop,
+        [ctx.session, tab.run_of],
+        None,
+        js=static("run_stop.js"),
+        queue=False,
+        api_visibility="private",
+    )
     force_inputs = [tab.force_text, *gen_inputs]
     tab.force.click(guard(h.force), force_inputs, outputs, api_name="force", **limit)
     tab.force_text.submit(guard(h.force), force_inputs, outputs, api_visibility="private", **limit)
@@ -367,14 +378,17 @@ def wire_generate_tab(ctx: Context, tab: GenerateTab) -> None:
         guard(h.rewind_to), [ctx.session, *view], outputs, api_visibility="private", **limit
     )
     tab.restart.click(guard(h.restart), gen_inputs, outputs, api_name="restart", **limit)
+    settings_out = [ctx.status, tab.dist, tab.step_md, *tab.settings]
     for component in tab.settings:
         component.input(
-            guard(h.configure),
-            [ctx.session, *tab.settings],
-            [ctx.status, tab.dist, tab.step_md],
+            guard(settings.configure),
+            [ctx.session, *tab.settings, tab.typed],
+            settings_out,
+            js=static("settings_check.js"),
             api_visibility="private",
             trigger_mode="always_last",
         )
+    tab.reset.click(guard(settings.reset), [ctx.session], settings_out, api_visibility="private")
     for component in view:
         component.input(
             guard(h.show_attention),

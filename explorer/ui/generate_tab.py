@@ -10,16 +10,26 @@ from typing import Any
 import gradio as gr
 
 from explorer import views
-from explorer.ui.common import placeholder, plot_click_bridge
+from explorer.model.generation import DEFAULT_SAMPLING
+from explorer.ui.common import placeholder, plot_click_bridge, static
 from explorer.ui.state import Limits
 
 EMPTY_TEXT = "Press Step to add one token to the prompt, or Run to add several."
+DEFAULTS_NOTE = (
+    "Defaults: temperature 1, top-k 50, top-p 1 — transformers' `generate` defaults. Top-k 50 stops a "
+    "rare tail token (p ≈ 1e-7) from derailing the small demo model; tick **Greedy** for the single "
+    "most likely token."
+)
+# Tokens per second for Run; 0 is as fast as the model goes (the page is drawn at most 20 times a second).
+SPEEDS = [("as fast as possible", 0), ("20 tokens/s", 20), ("10 tokens/s", 10), ("5 tokens/s", 5)]
+SPEEDS += [("2 tokens/s", 2), ("1 token/s", 1)]
 
 
 @dataclass(frozen=True)
 class GenerateTab:
     step: gr.Button
     run: gr.Button
+    api_run: gr.Button  # hidden: the API's "run", with its parameters as they were (see wire_generate_tab)
     stop: gr.Button
     rewind: gr.Button
     restart: gr.Button
@@ -38,6 +48,11 @@ class GenerateTab:
     attn_layer: gr.Slider
     attn_head: gr.Dropdown
     attn: gr.Plot
+    speed: gr.Dropdown
+    reset: gr.Button
+    stream: gr.HTML  # a Run's updates, drawn in place by static/run_stream.js
+    run_of: gr.Textbox  # hidden: "page:<run number>" from the page's script, "" from API callers
+    typed: gr.JSON  # hidden: settings typed out of their widget's range, from settings_check.js
     bar_click: gr.HTML  # a bridge: fires click with the token_id of a clicked bar
     timeline_click: gr.HTML  # a bridge: fires click with the step of a clicked point
 
@@ -52,10 +67,17 @@ def build_generate_tab(limits: Limits) -> GenerateTab:
             with gr.Row(elem_id="ae-gen-buttons"):
                 step = gr.Button("Step", variant="primary", elem_id="ae-step", min_width=80)
                 run = gr.Button("Run", variant="primary", elem_id="ae-run", min_width=80)
+                api_run = gr.Button("Run (API)", visible=False)
                 stop = gr.Button("Stop", variant="stop", elem_id="ae-stop", min_width=80)
                 rewind = gr.Button("⟲ Rewind", elem_id="ae-rewind", min_width=100)
                 restart = gr.Button("↺ Restart", elem_id="ae-restart", min_width=100)
             text = gr.HTML(views.empty_html(EMPTY_TEXT), elem_id="ae-gen-text", padding=True)
+            stream = gr.HTML(
+                "",
+                html_template="<div class='ae-run-line' aria-live='polite'></div>",
+                js_on_load=static("run_stream.js"),
+                elem_id="ae-run-stream",
+            )
             step_md = gr.Markdown("", elem_id="ae-gen-step")
             dist = gr.Plot(
                 placeholder("The next-token distribution appears here."), show_label=False, elem_id="ae-dist"
@@ -80,7 +102,7 @@ def build_generate_tab(limits: Limits) -> GenerateTab:
                 "**Click a point** of the timeline to go back to that step.", elem_classes=["ae-help"]
             )
         with gr.Column(scale=2, min_width=340):
-            greedy, temperature, top_k, top_p, seed, n = _settings_panel(limits)
+            greedy, temperature, top_k, top_p, seed, n, speed, reset = _settings_panel(limits)
             gr.Markdown("**Where the new token looked**", elem_classes=["ae-subhead"])
             with gr.Group(), gr.Row():
                 attn_layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-gen-layer")
@@ -97,6 +119,7 @@ def build_generate_tab(limits: Limits) -> GenerateTab:
     return GenerateTab(
         step=step,
         run=run,
+        api_run=api_run,
         stop=stop,
         rewind=rewind,
         restart=restart,
@@ -115,37 +138,54 @@ def build_generate_tab(limits: Limits) -> GenerateTab:
         attn_layer=attn_layer,
         attn_head=attn_head,
         attn=attn,
+        speed=speed,
+        reset=reset,
+        stream=stream,
+        run_of=gr.Textbox("", visible=False),
+        typed=gr.JSON(None, visible=False),
         bar_click=plot_click_bridge("#ae-dist", "token_id: p.customdata"),
         timeline_click=plot_click_bridge("#ae-timeline", "step: p.x"),
     )
 
 
 def _settings_panel(limits: Limits) -> tuple[Any, ...]:
+    """The sampling settings, from DEFAULT_SAMPLING. Checked by the engine, not by the widgets'
+    ranges alone: the page refuses a typed value out of range in the page (run_stream.js), so
+    that the chart stays and the message is readable."""
+    d = DEFAULT_SAMPLING
     with gr.Group():
-        greedy = gr.Checkbox(value=False, label="Greedy (always the most likely token)", elem_id="ae-greedy")
+        greedy = gr.Checkbox(
+            value=d.greedy, label="Greedy (always the most likely token)", elem_id="ae-greedy"
+        )
         temperature = gr.Slider(
             0,
             2,
-            value=1.0,
+            value=d.temperature,
             step=0.05,
             label="Temperature",
             info="< 1 sharpens, > 1 flattens; 0 is greedy",
             elem_id="ae-temp",
         )
         top_k = gr.Slider(
-            0, 100, value=0, step=1, label="Top-k", info="keep the k likeliest; 0 = off", elem_id="ae-topk"
+            0,
+            100,
+            value=d.top_k,
+            step=1,
+            label="Top-k",
+            info="keep the k likeliest; 0 = off; default 50, as transformers' generate",
+            elem_id="ae-topk",
         )
         top_p = gr.Slider(
             0.05,
             1,
-            value=1.0,
+            value=d.top_p,
             step=0.05,
             label="Top-p",
             info="keep the likeliest until they sum to p; 1 = off",
             elem_id="ae-topp",
         )
         with gr.Row():
-            seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, elem_id="ae-seed")
+            seed = gr.Number(value=d.seed, precision=0, label="Seed", minimum=0, elem_id="ae-seed")
             n = gr.Slider(
                 1,
                 limits.max_run_tokens,
@@ -155,4 +195,15 @@ def _settings_panel(limits: Limits) -> tuple[Any, ...]:
                 info="tokens per Run",
                 elem_id="ae-n",
             )
-    return greedy, temperature, top_k, top_p, seed, n
+        with gr.Row(equal_height=True):
+            speed = gr.Dropdown(
+                choices=SPEEDS,
+                value=0,
+                label="Run speed",
+                info="slow it down to watch the distribution change",
+                elem_id="ae-speed",
+                scale=3,
+            )
+            reset = gr.Button("Reset to defaults", elem_id="ae-reset-sampling", scale=1, min_width=120)
+    gr.Markdown(DEFAULTS_NOTE, elem_classes=["ae-help"], elem_id="ae-sampling-note")
+    return greedy, temperature, top_k, top_p, seed, n, speed, reset

@@ -96,7 +96,8 @@
       document.documentElement.dataset.aePressed = id;  // what the last key pressed, for tests
     }, wait);
   };
-  const running = () => !!document.querySelector('#ae-gen-text.pending, #ae-gen-text .pending, #ae-gen-text.generating, #ae-gen-text .generating, #ae-dist.pending, #ae-dist .pending');
+  // A Run streams: Gradio marks its outputs, and run_stream.js marks the page until its last reply.
+  const running = () => document.documentElement.dataset.aeRunning === '1' || !!document.querySelector('#ae-gen-text.pending, #ae-gen-text .pending, #ae-gen-text.generating, #ae-gen-text .generating, #ae-dist.pending, #ae-dist .pending');
   const nudge = (id, delta) => {
     const r = document.querySelector('#' + id + ' input[type=range]');
     if (!r || r.disabled) return;

@@ -1,0 +1,209 @@
+"""Run as the page shows it: the model goes as fast as asked, the page is sent at most
+DISPLAY_HZ small frames a second, each carrying the tokens since the one before, and
+static/run_stream.js draws them in place (the new tokens appended to the text, the distribution
+and the new token's attention redrawn in their own plots, points appended to the timeline). The
+Run's last reply is the full view, exactly what Step shows. Stop marks the session (a tiny handler
+outside the queue) and the loop reads the mark before each token, so the server stops at once.
+
+API callers (gradio_client) send no run number and get one full reply per token, as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.io.json as plotly_json
+
+from explorer.figures import live
+from explorer.model.generation import GenerationSession, StepResult
+from explorer.ui.state import Session
+
+DISPLAY_HZ = 20  # frames a second at most: the display's pace, not the model's
+MAX_SPEED = 100.0  # tokens a second that a paced Run may ask for
+STOP_POLL_S = 0.02  # how often a paced Run's wait looks for a Stop
+
+
+@dataclass
+class RunMarks:
+    """The page's Run numbers for a session: a Run stops once Stop has marked its number."""
+
+    stop_upto: int = 0
+
+
+def marks(session: Session) -> RunMarks:
+    found = getattr(session, "app_run_marks", None)
+    if found is None:
+        found = RunMarks()
+        session.app_run_marks = found  # type: ignore[attr-defined]
+    return found
+
+
+def page_run(run_of: Any) -> int | None:
+    """The page's number for this Run ("page:<n>", from run_start.js); None from API callers."""
+    if not isinstance(run_of, str) or not run_of.startswith("page:"):
+        return None
+    try:
+        return max(1, int(run_of.removeprefix("page:")))
+    except ValueError:
+        return None
+
+
+def request_stop(session: Session, run_of: Any) -> None:
+    """Stop the page's Run `run_of` (and any before it), running or still queued."""
+    run_id = page_run(run_of)
+    if run_id is not None and isinstance(session, Session):
+        mark = marks(session)
+        mark.stop_upto = max(mark.stop_upto, run_id)
+
+
+def seconds_per_token(speed: Any) -> float:
+    """0 (as fast as possible) for no speed or a speed that is not a positive number."""
+    try:
+        value = float(speed)
+    except (TypeError, ValueError):
+        return 0.0
+    return 1.0 / min(value, MAX_SPEED) if value > 0 else 0.0
+
+
+def wait_until(deadline: float, stopped: Callable[[], bool]) -> bool:
+    """Sleep until `deadline` (time.monotonic), looking for a Stop; False if one came."""
+    while (left := deadline - time.monotonic()) > 0:
+        if stopped():
+            return False
+        time.sleep(min(left, STOP_POLL_S))
+    return not stopped()
+
+
+@dataclass
+class Progress:
+    """One page Run so far: what its frames carry."""
+
+    run_id: int
+    base: int  # tokens generated before this Run
+    count: int  # tokens asked for
+    started: float
+    full_timeline: bool  # the page shows no timeline yet: frames carry the whole figure
+    prompt: str | None  # the prompt's text, when the page's text must start afresh
+    frames: int = 0
+    covered: int = 0  # tokens since the last frame
+
+
+def _json(payload: dict[str, Any]) -> str:
+    # "<" escaped: a frame is an HTML component's value, and token text can be anything.
+    return str(plotly_json.to_json_plotly(payload)).replace("<", "\\u003c")
+
+
+def frame(run: Progress, gen: GenerationSession, result: StepResult, attention: Any) -> str:
+    """A frame for run_stream.js, as JSON: this Run's tokens (text, forced), the newest step's
+    distribution and attention figures, this Run's timeline points and a line for the page.
+    Cumulative over the Run, so that a frame the page never drew loses nothing."""
+    made = len(gen.generated) - run.base
+    elapsed = max(time.monotonic() - run.started, 1e-6)
+    each = "1 token" if run.covered == 1 else f"{run.covered} tokens"
+    line = (
+        f"Running: {made} of {run.count} tokens, {made / elapsed:.1f} tokens/s; this update covers "
+        f"{each} (the page is drawn at most {DISPLAY_HZ} times a second)."
+    )
+    pieces = [gen.tokenizer.decode([i]) for i in gen.generated[run.base :]]
+    return _json(
+        {
+            "run": run.run_id,
+            "line": line,
+            "done": False,
+            "base": run.base,
+            "tokens": [[p, h.forced] for p, h in zip(pieces, gen.history[run.base :], strict=True)],
+            "dist": live.step_distribution(result, len(gen.generated)).to_plotly_json(),
+            "attn": attention.to_plotly_json(),
+            "timeline": live.timeline_tail(gen, run.base),
+            "prompt": run.prompt,
+            "timeline_full": live.timeline(gen).to_plotly_json() if run.full_timeline else None,
+        }
+    )
+
+
+def last_frame(run: Progress, gen: GenerationSession) -> str:
+    """The frame that ends a Run: only the line; the Run's last reply draws the full view."""
+    made = len(gen.generated) - run.base
+    elapsed = max(time.monotonic() - run.started, 1e-6)
+    line = f"Run: {made} tokens in {elapsed:.1f} s ({made / elapsed:.1f} tokens/s), {run.frames} updates."
+    return _json({"run": run.run_id, "line": line, "done": True})
+
+
+class PageRun:
+    """The page's Run loop, around the Generate tab's handlers (generate_events._Handlers)."""
+
+    def __init__(self, handlers: Any, attention: Callable[..., Any]) -> None:
+        self.h, self.attention = handlers, attention
+
+    def __call__(
+        self,
+        prompt: str,
+        session: Session,
+        settings: Sequence[Any],
+        count: int,
+        view: tuple[Any, Any],
+        pace: float,
+        run_id: int,
+    ) -> Iterator[dict[Any, Any]]:
+        h, tab, mark = self.h, self.h.tab, marks(session)
+
+        def stopped() -> bool:
+            return mark.stop_upto >= run_id
+
+        gen = session.generation
+        run: Progress | None = None
+        result: StepResult | None = None
+        fresh_run = False
+        sent = 0.0
+        for i in range(count):
+            if stopped() or (pace and run is not None and not wait_until(run.started + i * pace, stopped)):
+                break
+            gen, result, fresh = h.one_step(prompt, session, settings)
+            if run is None:
+                fresh_run = fresh
+                run = self.start(session, gen, run_id, count, fresh)
+            run.covered += 1
+            last = result.finished or i == count - 1
+            if not last and time.monotonic() - sent >= 1.0 / DISPLAY_HZ:
+                yield self.update(session, gen, result, view, run, fresh and i == 0)
+                sent, run.frames, run.covered = time.monotonic(), run.frames + 1, 0
+            if result.finished:
+                break
+        if gen is None:
+            yield {h.ctx.status: "Stopped before the first token."}
+            return
+        if result is None:  # stopped before its first token: the step shown before
+            result = session.steps.get(len(gen.ids) - 1) if gen.generated else None
+        out = h.respond(session, gen, result, *view, fresh_run)
+        if run is not None:
+            out[tab.stream] = last_frame(run, gen)
+        yield out
+
+    def start(
+        self, session: Session, gen: GenerationSession, run_id: int, count: int, fresh: bool
+    ) -> Progress:
+        base = len(gen.generated) - 1
+        text = gen.tokenizer.decode(gen.ids[: gen.prompt_len]) if fresh or base == 0 else None
+        return Progress(run_id, base, count, time.monotonic(), full_timeline=base == 0, prompt=text)
+
+    def update(
+        self,
+        session: Session,
+        gen: GenerationSession,
+        result: StepResult,
+        view: tuple[Any, Any],
+        run: Progress,
+        first_of_fresh: bool,
+    ) -> dict[Any, Any]:
+        h, tab = self.h, self.h.tab
+        layer, head = view
+        attention = self.attention(session, gen, result, layer, head)
+        out: dict[Any, Any] = {tab.stream: frame(run, gen, result, attention)}
+        if first_of_fresh:  # a new generation: the selectors' ranges, and the status says so
+            full = h.respond(session, gen, result, layer, head, True)
+            out |= {k: full[k] for k in (h.ctx.status, tab.attn_layer, tab.attn_head)}
+        session.shown_position = result.position
+        return out
