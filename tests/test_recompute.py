@@ -35,9 +35,10 @@ def again(tiny):
 def test_the_plan_keeps_everything_while_it_fits_then_the_pattern_ever_smaller() -> None:
     assert keep_plan(12, 12, 768, 1024) == (True, np.float32)  # gpt2: as before
     assert keep_plan(24, 16, 1024, 128) == (True, np.float32)  # gpt2-medium, a short prompt
-    assert keep_plan(24, 16, 1024, 1024) == (False, np.uint16)  # 403 MB instead of 1.5 GB
-    assert keep_plan(36, 20, 1280, 1024) == (False, np.uint16)
+    assert keep_plan(24, 16, 1024, 768) == (False, np.uint16)  # 227 MB instead of 906 MB
+    assert keep_plan(24, 16, 1024, 1024) == (False, np.uint8)  # 201 MB instead of 1.5 GB
     assert keep_plan(48, 25, 1600, 1024) == (False, np.uint8)  # 630 MB instead of 4.7 GB
+    assert keep_plan(12, 12, 768, 1024, keep_bytes=0) == (False, np.uint8)
 
 
 def test_recomputed_layers_equal_the_captured_ones(kept, again) -> None:

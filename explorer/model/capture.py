@@ -25,9 +25,11 @@ from explorer.model.pattern import CausalPattern
 from explorer.model.recompute import LayerArrays, LayerStack, Recompute
 
 # The most an analysis keeps beyond the residual stream: gpt2 keeps everything up to 1,024 tokens
-# (570 MB), gpt2-medium up to 512; gpt2-medium at 1,024 keeps the pattern as uint16 (403 MB),
-# gpt2-xl as uint8 (630 MB).
+# (570 MB), gpt2-medium up to 512. Beyond, the pattern alone is kept within PATTERN_BYTES: as
+# uint16 or uint8 where float32 does not fit (gpt2-medium at 1,024 tokens: 201 MB as uint8, where
+# float32 would be 806 MB; gpt2-xl 630 MB); the exact values are computed again per layer.
 KEEP_BYTES = 768 * 2**20
+PATTERN_BYTES = 256 * 2**20
 Array = np.ndarray | LayerStack  # kept, or computed again per layer
 
 # How whitespace and control characters are drawn so that a reader can see them.
@@ -238,14 +240,16 @@ def keep_plan(n_layer: int, n_head: int, d_model: int, n_pos: int, keep_bytes: i
     """(whether every array is kept, the pattern's storage dtype) for an analysis of this shape.
 
     Everything is kept while it fits `keep_bytes`. Beyond, only the pattern (and the residual
-    stream, always): in float32 while that fits, else uint16, else uint8 (what it is drawn as).
+    stream, always): in float32 while that fits `min(keep_bytes, PATTERN_BYTES)`, else uint16
+    (every 4-decimal value right), else uint8 (the colour of a heatmap cell: what it is drawn as;
+    the hover of the head detail and the breakdown read the exact values computed again).
     """
     triangle = n_layer * n_head * n_pos * (n_pos + 1) // 2
     per_layer = 6 * n_layer * n_pos * d_model  # q, k, v, context, attn_out, resid_mid
     if 4 * (triangle + per_layer) <= keep_bytes:
         return True, np.dtype(np.float32)
     for storage in (np.float32, np.uint16):
-        if triangle * np.dtype(storage).itemsize <= keep_bytes:
+        if triangle * np.dtype(storage).itemsize <= min(keep_bytes, PATTERN_BYTES):
             return False, np.dtype(storage)
     return False, np.dtype(np.uint8)
 

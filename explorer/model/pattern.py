@@ -94,10 +94,30 @@ class CausalPattern:
     def set_layer(self, layer: int, square: np.ndarray) -> None:
         """Store one layer from its [head, query, key] square."""
         rows, starts = self.packed[layer], self.starts
-        levels = STORAGE[rows.dtype]
+        if not self.exact:  # the triangle picked at once, then rounded in place
+            n_pos = len(starts) - 1
+            query, key = np.tril_indices(n_pos)
+            picked = np.asarray(square, dtype=np.float32).reshape(len(rows), -1)[:, query * n_pos + key]
+            picked *= STORAGE[rows.dtype]
+            rows[:] = np.rint(picked, out=picked)
+            return
         for q in range(len(starts) - 1):
-            row = square[:, q, : q + 1]
-            rows[:, starts[q] : starts[q + 1]] = row if self.exact else np.rint(row * levels)
+            rows[:, starts[q] : starts[q + 1]] = square[:, q, : q + 1]
+
+    def raw(self, layer: int) -> np.ndarray:
+        """[head, query, key] of one layer as kept (quantized levels, or float32), zeros above the
+        diagonal: block maxima taken on these need the small result dequantized only."""
+        packed, starts = self.packed[layer], self.starts
+        n_pos = len(starts) - 1
+        out = np.zeros((len(packed), n_pos, n_pos), dtype=packed.dtype)
+        for q in range(n_pos):
+            out[:, q, : q + 1] = packed[:, starts[q] : starts[q + 1]]
+        return out
+
+    @property
+    def levels(self) -> int:
+        """What a stored value is divided by to give the attention weight (1 when exact)."""
+        return STORAGE[self.packed.dtype]
 
     def _values(self, packed: np.ndarray) -> np.ndarray:
         """Packed values as float32, dequantized where they are kept quantized."""
