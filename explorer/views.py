@@ -84,23 +84,33 @@ def generation_html(prompt: str, pieces: Sequence[str], forced: Sequence[bool]) 
 # --- model line ----------------------------------------------------------------------------
 
 
+TAGLINE = (
+    "Watch GPT-2 read your prompt: every head, the attention arithmetic with the model's own numbers, "
+    "and generation token by token."
+)
+
+
 def model_markdown(
     name: str, reason: str, n_layer: int, n_head: int, n_ctx: int, device: str, is_bundled: bool, hosted: bool
 ) -> str:
-    shape = f"{n_layer} layers × {n_head} heads · context {n_ctx} tokens · {device}"
-    text = f"**Model: {esc(name)}** · {shape}  \n<span class='ae-muted'>{esc(reason)}</span>"
+    """The model in one line; where it came from, and how to pick another, fold out beneath it."""
+    shape = f"{n_layer} layers × {n_head} heads · context {n_ctx} tokens · {esc(device)}"
+    picker = "Loading takes a moment." if hosted else "Pick one, or type a hub id or folder + Enter."
+    more = [esc(TAGLINE), esc(reason), f"Model picker (beside): {picker}"]
     if is_bundled:
         how = (
-            "choose **gpt2** in *Model*"
+            "choose <b>gpt2</b> in the model picker"
             if hosted
-            else "choose **gpt2** in *Model* (it needs the Hugging Face Hub or a local copy) "
-            "or start with `attention-explorer --model gpt2`"
+            else "choose <b>gpt2</b> in the model picker (it needs the Hugging Face Hub or a local copy) "
+            "or start with <code>attention-explorer --model gpt2</code>"
         )
-        text += (
-            f"  \n<span class='ae-muted'>This is a small demo model trained for this app, so its "
-            f"heads are simpler than GPT-2's. For the real GPT-2, {how}.</span>"
+        more.append(
+            "This is a small demo model trained for this app, so its heads are simpler than GPT-2's. "
+            f"For the real GPT-2, {how}."
         )
-    return text
+    body = "".join(f"<p class='ae-muted'>{line}</p>" for line in more)
+    summary = f"<b>Model: {esc(name)}</b><span class='ae-shape'> · {shape}</span>"
+    return f"<details class='ae-more'><summary>{summary}</summary>{body}</details>"
 
 
 # --- Q/K/V steps -------------------------------------------------------------------------

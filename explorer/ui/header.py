@@ -13,7 +13,7 @@ from explorer import views
 from explorer.errors import ExplorerError, ModelLoadError
 from explorer.model.loading import LoadedModel, ModelPlan
 from explorer.ui.analysis import AnalysisEvent
-from explorer.ui.common import Context, message, progress_callback, status_error, warn
+from explorer.ui.common import I18N, Context, message, progress_callback, status_error, warn
 from explorer.ui.state import CONCURRENCY, HOSTED_MODELS, MODEL_CHOICES, Limits, Session, model_key
 
 log = logging.getLogger(__name__)
@@ -39,29 +39,31 @@ def model_text(loaded: LoadedModel | ModelPlan, limits: Limits) -> str:
 
 
 def build_header(loaded: LoadedModel | ModelPlan, key: str, limits: Limits) -> Header:
+    """One line: the name, the model (its note folds out), the picker. shell.py puts the lecture bar beside it."""
     with gr.Row(elem_id="ae-header", equal_height=True):
-        with gr.Column(scale=3, min_width=360):
-            gr.HTML(
-                "<div class='ae-brand'><h1>Attention Explorer</h1><p>Watch GPT-2 read your prompt: every "
-                "head, the attention arithmetic with the model's own numbers, and generation token by "
-                "token.</p></div>"
-            )
-            model_md = gr.Markdown(model_text(loaded, limits), elem_id="ae-model", elem_classes=["ae-model"])
-        with gr.Column(scale=1, min_width=240):
-            choices = list(MODEL_CHOICES)
-            if key not in dict((v, v) for _, v in choices):
-                choices.append((key, key))
-            hint = (
-                "Loading takes a moment" if limits.hosted else "Pick one, or type a hub id or folder + Enter"
-            )
-            model_dd = gr.Dropdown(
-                choices=choices,
-                value=key,
-                label="Model",
-                info=hint,
-                allow_custom_value=not limits.hosted,
-                elem_id="ae-model-picker",
-            )
+        gr.HTML(
+            "<div class='ae-brand'><h1>Attention Explorer</h1></div>",
+            elem_id="ae-brand",
+            min_height=0,
+            padding=False,
+        )
+        model_md = gr.Markdown(
+            model_text(loaded, limits), elem_id="ae-model", elem_classes=["ae-model"], min_height=0
+        )
+        choices = list(MODEL_CHOICES)
+        if key not in dict((v, v) for _, v in choices):
+            choices.append((key, key))
+        model_dd = gr.Dropdown(
+            choices=choices,
+            value=key,
+            label=I18N("Model"),
+            show_label=False,
+            container=False,
+            allow_custom_value=not limits.hosted,
+            elem_id="ae-model-picker",
+            scale=0,
+            min_width=220,
+        )
     return Header(model_md, model_dd)
 
 

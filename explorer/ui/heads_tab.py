@@ -25,8 +25,8 @@ def build_heads_tab() -> HeadsTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=420):
             gr.Markdown(
-                "**Every head at once.** Click a tile to open that head on the right.",
-                elem_classes=["ae-help"],
+                "**Every head at once.** Click a tile to open that head.",
+                elem_classes=["ae-help", "ae-heads-help"],
             )
             overview = gr.Plot(
                 placeholder("The overview of every head appears here."),
@@ -35,9 +35,8 @@ def build_heads_tab() -> HeadsTab:
             )
         with gr.Column(scale=1, min_width=420):
             gr.Markdown(
-                "**One head.** Each row is a query token, each column a key it may attend to; hover "
-                "for the weight.",
-                elem_classes=["ae-help"],
+                "**One head.** Rows: query tokens; columns: the keys they may attend to. Hover for the weight.",
+                elem_classes=["ae-help", "ae-heads-help"],
             )
             detail = gr.Plot(
                 placeholder("One head in detail appears here."), show_label=False, elem_id="ae-detail"

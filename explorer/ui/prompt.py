@@ -12,7 +12,7 @@ import gradio as gr
 
 from explorer import views
 from explorer.model.loading import assets_dir
-from explorer.ui.common import static
+from explorer.ui.common import I18N, static
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def build_prompt_panel() -> PromptPanel:
             value=examples[2]["prompt"] if len(examples) > 2 else "",
             label="Prompt",
             placeholder="Type some text for GPT-2 to read …",
-            lines=2,
+            lines=1,
             max_lines=4,
             scale=6,
             elem_id="ae-prompt",
@@ -61,7 +61,7 @@ def build_prompt_panel() -> PromptPanel:
             examples=[[e["prompt"]] for e in examples],
             inputs=[prompt],
             example_labels=[e.get("label", e["prompt"][:30]) for e in examples],
-            label="Examples (click one to analyze it)",
+            label=I18N("Examples"),
             elem_id="ae-examples",
         )
     return PromptPanel(prompt, analyze, ex)

@@ -90,8 +90,9 @@ def build_app(
         # Released when its tab closes (serving.free_on_close) or after this long untouched.
         session = gr.State(Session(model=key), time_to_live=idle_seconds())
         analyzed = gr.State(0)
-        top = header.build_header(first, key, limits)
-        bar = lecture_bar.build_lecture_bar()
+        with gr.Row(elem_id="ae-top", equal_height=True):  # one line: name, model, lecture controls
+            top = header.build_header(first, key, limits)
+            bar = lecture_bar.build_lecture_bar()
         entry = prompt.build_prompt_panel()
         status = gr.Markdown("", elem_id="ae-status", elem_classes=["ae-status"])
         bridges = gr.Column(elem_id="ae-bridges")  # hidden helpers of the page's scripts (app.css)
