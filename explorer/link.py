@@ -6,6 +6,7 @@ parse_view(query_params) -> View    a link's view; values that do not parse are 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -34,6 +35,7 @@ class View:
     lang: str | None = None
     lecture: bool | None = None
     dark: bool | None = None
+    tab: str | None = None  # the open tab's id (the UI knows which ids exist)
 
 
 VIEW_KEYS = tuple(f.name for f in fields(View))
@@ -51,6 +53,7 @@ VIEW_DEFAULTS: Mapping[str, Any] = {
     "lang": "en",
     "lecture": False,
     "dark": False,
+    "tab": "heads",
 }
 
 
@@ -97,6 +100,7 @@ def parse_view(params: Mapping[str, str]) -> View:
         lang=get["lang"] if get.get("lang") in LANGS else None,
         lecture=_bool(get["lecture"]) if "lecture" in get else None,
         dark=_bool(get["dark"]) if "dark" in get else None,
+        tab=get["tab"] if re.fullmatch(r"[a-z][a-z-]{0,23}", get.get("tab", "")) else None,
     )
 
 

@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, quote, urlparse
 import pytest
 from browser_util import expect, screenshot, serve
 
+from explorer.walkthrough import STAGES
+
 pytestmark = pytest.mark.browser
 T = 60_000  # ms
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -168,7 +170,7 @@ def test_lecture_mode_walkthrough_and_keys_at_projector_size(browser: Any, app_u
     page = p.page
     x(page.locator("#ae-query input")).to_have_value(re.compile(r"^9 · "), timeout=T)
     page.get_by_role("tab", name="Walk-through").click()
-    x(page.locator(".ae-walk .ae-stage")).to_have_count(9, timeout=T)
+    x(page.locator(".ae-walk .ae-stage")).to_have_count(len(STAGES), timeout=T)
     x(page.locator(".ae-walk-head")).to_contain_text("query token 9")
     before = {sel: font_px(page, sel) for sel in (".ae-walk-head", "#ae-prompt textarea", "#ae-status")}
 
@@ -262,7 +264,7 @@ def test_phone_and_chinese_browser(browser: Any, app_url: str) -> None:
         page.get_by_role("button", name="More tabs").click()
         walk_tab = page.get_by_role("button", name="逐步讲解")
     walk_tab.click()
-    x(page.locator(".ae-walk .ae-stage")).to_have_count(9, timeout=T)
+    x(page.locator(".ae-walk .ae-stage")).to_have_count(len(STAGES), timeout=T)
     page.locator(".ae-walk").scroll_into_view_if_needed()
     screenshot(page, "extras-07-phone-walkthrough-zh-390x844", full_page=False)
     width = page.evaluate("() => document.querySelector('.ae-stage').getBoundingClientRect().width")

@@ -58,6 +58,11 @@ def tokens_html(analysis: Analysis, query: int) -> str:
     return views.tokens_html(analysis.tokens, analysis.token_ids.tolist(), query, analysis.truncated)
 
 
+def query_update(analysis: Analysis, query: int) -> Any:
+    """The query dropdown for an analysis: its tokens as choices, `query` chosen."""
+    return gr.update(choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=query)
+
+
 def analysis_status(analysis: Analysis) -> str:
     text = (
         f"Analyzed {analysis.n_pos} tokens with {views.esc(analysis.model_name)}: "
@@ -115,9 +120,7 @@ def wire_analysis(
             ctx.head: gr.update(
                 maximum=max(1, analysis.n_head - 1), value=head, interactive=analysis.n_head > 1
             ),
-            ctx.query: gr.update(
-                choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=query
-            ),
+            ctx.query: query_update(analysis, query),
         }
         return out | selection.outputs(session, layer, head, query, mean)
 

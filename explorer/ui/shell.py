@@ -142,7 +142,10 @@ def build_app(
         export_tab.wire_export_tab(ctx, exports)
         attribution_tab.wire_why_tab(ctx, why, tabs, selection, selected, analyzed_event)
         walkthrough_tab.wire_walkthrough(ctx, walk, bar.lang, gen, tabs)
-        view = view_state.ViewPanels(top, selected, gen, bar, selection)
+        with bridges:
+            open_tab = gr.Textbox(HEADS_TAB, elem_id="ae-open-tab")  # the open tab's id, for the link
+        tab_ids = tuple(str(child.id) for child in tabs.children)
+        view = view_state.ViewPanels(top, selected, gen, bar, selection, tabs, tab_ids, open_tab)
         view_state.wire_view_state(demo, ctx, view, analyzed_event)
         lecture_bar.wire_lecture_bar(bar)
         serving.free_on_close(demo)

@@ -1,5 +1,6 @@
 """The view as a link: on page load the link's view (prompt, model, selection, settings, language,
-lecture mode) is restored and its prompt analyzed; on every change the address bar follows."""
+lecture mode, the open tab) is restored and its prompt analyzed, in one server event; on every
+change the address bar follows."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from explorer import link, views
-from explorer.ui.analysis import AnalysisEvent, Selection, tokens_html
+from explorer.ui.analysis import AnalysisEvent, Selection, query_update, tokens_html
 from explorer.ui.common import Context, clamp, current_analysis, guarded, static
 from explorer.ui.generate_tab import GenerateTab
 from explorer.ui.header import Header, model_text, switch_model
@@ -31,6 +32,9 @@ class ViewPanels:
     gen: GenerateTab
     lecture: LectureBar
     selection: Selection
+    tabs: gr.Tabs
+    tab_ids: tuple[str, ...]  # the tabs a link may open
+    open_tab: gr.Textbox  # hidden: the open tab's id, kept by the page (OPEN_TAB_JS)
 
     def by_key(self, ctx: Context) -> dict[str, Any]:
         """The component behind each key of a shared link (link.VIEW_KEYS), in that order."""
@@ -49,7 +53,15 @@ class ViewPanels:
             "lang": self.lecture.lang,
             "lecture": self.lecture.lecture,
             "dark": self.lecture.dark,
+            "tab": self.open_tab,
         }
+
+
+# The selected tab's id once the tab bar has switched, as the value of `open_tab`.
+OPEN_TAB_JS = (
+    "() => new Promise((done) => setTimeout(() => done([(document.querySelector("
+    "'#ae-tabs button[role=tab][aria-selected=true]') || {dataset: {}}).dataset.tabId || 'heads']), 30))"
+)
 
 
 def url_sync_js() -> str:
@@ -61,88 +73,93 @@ def url_sync_js() -> str:
     )
 
 
+def _restored(ctx: Context, panels: ViewPanels, view: link.View, session: Session, request: Any) -> dict:
+    """The link's prompt, settings, language, lecture mode, model and open tab."""
+    components = panels.by_key(ctx)
+    out: dict[Any, Any] = {}
+    if view.prompt is not None:
+        out[ctx.prompt] = view.prompt
+    for key in AT_ONCE:
+        value = getattr(view, key)
+        if value is not None:
+            out[components[key]] = value
+    if view.lang is None:
+        accept = request.headers.get("accept-language") if request else None
+        out[panels.lecture.lang] = link.language_from_header(accept)
+    tab = view.tab if view.tab in panels.tab_ids else HEADS_TAB
+    session.shown_tab = tab  # a programmatic switch fires no select event: see Session.shown_tab
+    if tab != HEADS_TAB:
+        out |= {panels.tabs: gr.Tabs(selected=tab), panels.open_tab: tab}
+    if view.model and view.model != session.model:
+        out |= switch_model(ctx, panels.header, session, view.model)
+    return out
+
+
 def wire_view_state(demo: gr.Blocks, ctx: Context, panels: ViewPanels, analysis: AnalysisEvent) -> None:
-    """On page load: the link's view restored, then the prompt analyzed, then the link's
-    selection shown. Replaces a plain analysis of the example prompt on load."""
+    """On page load, in one server event: the link's view restored, its prompt (or the example)
+    analyzed, and its selection shown. Then the address bar follows every change."""
     components = panels.by_key(ctx)
     assert tuple(components) == link.VIEW_KEYS
-    pending = gr.State(None)  # the View, until the analysis it needs has run
     status, header = ctx.status, panels.header
-    restored = [components[key] for key in ("prompt", *AT_ONCE)]
-
-    def restore(prompt: str, session: Session, request: gr.Request) -> dict[Any, Any]:
-        view = link.parse_view(dict(request.query_params) if request else {})
-        session.shown_tab = HEADS_TAB  # a page opens on the heads tab: see Session.shown_tab
-        out: dict[Any, Any] = {pending: view, ctx.session: session}
-        if view.prompt is not None:
-            out[ctx.prompt] = view.prompt
-        for key in AT_ONCE:
-            value = getattr(view, key)
-            if value is not None:
-                out[components[key]] = value
-        if view.lang is None:
-            accept = request.headers.get("accept-language") if request else None
-            out[panels.lecture.lang] = link.language_from_header(accept)
-        if view.model and view.model != session.model:
-            out |= switch_model(ctx, header, session, view.model)
-        return out
 
     @guarded(status)
     def current_model(session: Session) -> dict[Any, Any]:
         return {ctx.status: "", header.model_md: model_text(ctx.models.get(session.model), ctx.limits)}
 
-    def analyze_if_prompt(*args: Any, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
-        prompt, session = args[0], args[1]
+    def open_page(
+        prompt: str,
+        session: Session,
+        analyzed: int,
+        layer: Any,
+        head: Any,
+        mean: bool,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ) -> dict[Any, Any]:
+        view = link.parse_view(dict(request.query_params) if request else {})
+        out = _restored(ctx, panels, view, session, request)
+        prompt = out.get(ctx.prompt, prompt)
         if not ctx.models.ready(session.model):  # the server is still loading it (load_in_background)
             progress(0.1, desc="Loading the model …")
         # The page's header was built before the model loaded (see build_app): say what it is.
-        out = current_model(session)
+        out |= current_model(session)
         if header.model_md not in out:  # the status line says why
             name = views.esc(session.model)
             return out | {header.model_md: f"**Model: {name}** · could not be loaded (see the message below)"}
-        if isinstance(prompt, str) and prompt.strip():
-            out |= analysis.fn(*args, progress=progress)
-        return out
-
-    @guarded(status)
-    def select(session: Session, view: link.View | None, mean: bool) -> dict[Any, Any]:
-        analysis = current_analysis(ctx, session)
-        if analysis is None or view is None or (view.layer, view.head, view.query, view.mean) == (None,) * 4:
-            return {pending: None}
-        layer = clamp(view.layer or 0, analysis.n_layer)
-        head = clamp(view.head or 0, analysis.n_head)
-        query = clamp(analysis.n_pos - 1 if view.query is None else view.query, analysis.n_pos)
+        if not (isinstance(prompt, str) and prompt.strip()):
+            return out
         mean = bool(mean if view.mean is None else view.mean)
-        out: dict[Any, Any] = {ctx.layer: layer, ctx.head: head, ctx.mean: mean, ctx.query: query}
-        out |= {panels.bar.tokens: tokens_html(analysis, query), pending: None}
-        return out | panels.selection.outputs(session, layer, head, query, mean)
+        layer = layer if view.layer is None else view.layer
+        head = head if view.head is None else view.head
+        out |= analysis.fn(prompt, session, analyzed, layer, head, mean, progress=progress)
+        return out | _select(session, view, mean)
 
-    demo.load(
-        restore,
-        [ctx.prompt, ctx.session],
-        [pending, *restored, ctx.session, status, header.model_dd, header.model_md],
-        api_visibility="private",
-    ).then(
-        analyze_if_prompt,
-        analysis.inputs,
-        [*analysis.outputs, header.model_md],
-        api_visibility="private",
-        **analysis.options,
-    ).then(
-        select,
-        [ctx.session, pending, ctx.mean],
-        [
-            status,
-            pending,
-            ctx.layer,
-            ctx.head,
-            ctx.mean,
-            ctx.query,
-            panels.bar.tokens,
-            *panels.selection.targets,
-        ],
-        api_visibility="private",
-        show_progress="hidden",  # usually nothing to do; a shared link's selection is quick
+    def _select(session: Session, view: link.View, mean: bool) -> dict[Any, Any]:
+        """The link's query token (the analysis selects the last one), and the mean."""
+        found = current_analysis(ctx, session)
+        if found is None or (view.query is None and view.mean is None):
+            return {}
+        layer_, head_ = clamp(view.layer or 0, found.n_layer), clamp(view.head or 0, found.n_head)
+        query = clamp(found.n_pos - 1 if view.query is None else view.query, found.n_pos)
+        out: dict[Any, Any] = {ctx.mean: mean, ctx.query: query_update(found, query)}
+        out[panels.bar.tokens] = tokens_html(found, query)
+        return out | panels.selection.outputs(session, layer_, head_, query, mean)
+
+    restored = [components[key] for key in ("prompt", *AT_ONCE)]
+    outputs = list(
+        dict.fromkeys(
+            [
+                *restored,
+                *analysis.outputs,
+                ctx.mean,
+                header.model_dd,
+                header.model_md,
+                panels.tabs,
+                panels.open_tab,
+            ]
+        )
     )
+    demo.load(open_page, analysis.inputs, outputs, api_visibility="private", **analysis.options)
+    panels.tabs.select(None, None, [panels.open_tab], js=OPEN_TAB_JS, api_visibility="private")
     values = list(components.values())
     gr.on([c.change for c in values], None, values, None, js=url_sync_js(), api_visibility="private")
