@@ -184,3 +184,25 @@ def test_one_shot_http_calls_hold_no_analysis_of_their_own(small_budget_app) -> 
     gc.collect()
     alive = [o for o in gc.get_objects() if isinstance(o, Analysis) and o.text.startswith("One-shot")]
     assert len(ctx.analyses) <= 2 and len(alive) <= len(ctx.analyses)
+
+
+@pytest.mark.parametrize("text", ["\ud800 lone \udfff " * 120, "🙂a" * 200, "naïve café " * 60])
+def test_a_cut_prompt_reads_back_within_the_limit(tiny, text: str) -> None:
+    """Hosted limits hold after re-tokenization: the cut text the generation tokenizes again is
+    never longer than the limit (a cut inside a character once read back as 258 of 256)."""
+    from explorer.model.capture import clean_text
+    from explorer.ui.generate_events import cut_prompt
+
+    cut, dropped = cut_prompt(tiny, text, 256)
+    ids = tiny.tokenizer(clean_text(cut))["input_ids"]
+    assert len(ids) <= 256 and dropped >= len(tiny.tokenizer(clean_text(text))["input_ids"]) - 256
+
+
+def test_a_run_length_that_is_no_number_is_refused_readably() -> None:
+    from explorer.errors import ExplorerError
+    from explorer.ui.generate_events import run_length
+
+    assert run_length(None, 32) == 1 and run_length(500, 32) == 32 and run_length("3", 32) == 3
+    for bad in (float("nan"), float("inf"), "many"):
+        with pytest.raises(ExplorerError, match="run length must be a whole number"):
+            run_length(bad, 32)

@@ -182,8 +182,9 @@ RAW = [  # (endpoint, data, what the answer says; None: any readable refusal)
     ("analyze", '["hi", NaN, 0, false]', "Analyzed"),  # an index that is no number: the first
     ("analyze", '["hi", 0, Infinity, false]', "greater than maximum"),
     ("step", '["hi", false, NaN, 0, 1.0, 0, 0, -1]', "Temperature must be a number"),
-    ("step", '["hi", false, 1.0, 0, NaN, 0, 0, -1]', "Top-p must be greater than 0"),
-    ("step", '["hi", false, 1.0, NaN, 1.0, 0, 0, -1]', "top-k a whole number"),
+    ("step", '["hi", false, 1.0, 0, NaN, 0, 0, -1]', "Top-p must be a number greater than 0"),
+    ("run", '["hi", NaN, false, 1.0, 0, 1.0, 0, 0, -1]', "run length must be a whole number"),
+    ("step", '["hi", false, 1.0, NaN, 1.0, 0, 0, -1]', "Top-k must be a whole number"),
     ("step", '["hi", false, 1.0, 0, 1.0, NaN, 0, -1]', "Could not preprocess input component"),
     ("step", '["hi", false, -Infinity, 0, 1.0, 0, 0, -1]', "less than minimum"),
     ("analyze", '["hi"]', "didn't receive enough input values"),

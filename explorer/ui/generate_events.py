@@ -3,6 +3,7 @@ model changes), one step at a time, and the view of a step, as replies of the co
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -30,14 +31,34 @@ def model_key_of(gen: GenerationSession) -> str | None:
     return getattr(gen, "app_model_key", None)
 
 
+def run_length(n: Any, most: int) -> int:
+    """Tokens for one Run: a whole number from 1 to `most` (an empty value is 1)."""
+    try:
+        count = float(n if n not in (None, "") else 1)
+    except (TypeError, ValueError):
+        count = math.nan
+    if not math.isfinite(count):
+        raise ExplorerError(f"The run length must be a whole number of tokens from 1 to {most}; got {n!r}.")
+    return int(np.clip(int(count), 1, most))
+
+
 def cut_prompt(loaded: LoadedModel, prompt: str, limit: int | None) -> tuple[str, int]:
-    """The prompt cut to `limit` tokens (None: no limit), and how many tokens were cut."""
+    """The prompt cut to `limit` tokens (None: no limit), and how many tokens were cut.
+
+    Cut by ids and decoded back to text, which the generation tokenizes again: where the cut
+    splits a character (lone surrogates, half an emoji) the text can read back as more tokens
+    than the limit, so the cut moves left until it reads back within it."""
     if limit is None or not isinstance(prompt, str):
         return prompt, 0
     ids = loaded.tokenizer(clean_text(prompt))["input_ids"]
     if len(ids) <= limit:
         return prompt, 0
-    return loaded.tokenizer.decode(ids[:limit]), len(ids) - limit
+    keep = limit
+    text = loaded.tokenizer.decode(ids[:keep])
+    while keep > 1 and len(loaded.tokenizer(text)["input_ids"]) > limit:
+        keep -= max(1, len(loaded.tokenizer(text)["input_ids"]) - limit)
+        text = loaded.tokenizer.decode(ids[:keep])
+    return text, len(ids) - keep
 
 
 def ensure_generation(
@@ -211,7 +232,7 @@ class _Handlers:
         speed: Any = 0,
         run_of: Any = "",
     ) -> Iterator[dict[Any, Any]]:
-        count = int(np.clip(int(n or 1), 1, self.ctx.limits.max_run_tokens))
+        count = run_length(n, self.ctx.limits.max_run_tokens)
         settings, pace = (greedy, temperature, top_k, top_p, seed), seconds_per_token(speed)
         run_id = page_run(run_of)
         if run_id is not None:  # the page: frames at the display's pace, then the full view
