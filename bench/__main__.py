@@ -12,7 +12,18 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-BENCHES = ("analyze", "bytes", "steps", "browser", "run", "attribution", "coldstart", "memory", "load")
+BENCHES = (
+    "analyze",
+    "bytes",
+    "steps",
+    "browser",
+    "firstlook",
+    "run",
+    "attribution",
+    "coldstart",
+    "memory",
+    "load",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     if "run" in chosen:
         log("run: Run and Stop in Chromium, on the bundled and the GPT-2-small-sized model")
         rows += guarded("run", lambda: run_rows(settings), [])
+    if "firstlook" in chosen:
+        from bench import firstlook
+
+        log("first look: page open, Analyze and clicks in Chromium, fresh contexts, warm server")
+        rows += guarded("firstlook", lambda: firstlook.rows(settings, common.gpt2_small()), [])
     if "attribution" in chosen:
         from bench import attribution
 
