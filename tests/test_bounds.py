@@ -180,7 +180,9 @@ def test_one_shot_http_calls_hold_no_analysis_of_their_own(small_budget_app) -> 
     demo, url = small_budget_app
     ctx = context_of(demo)
     for i in range(8):
-        assert "Analyzed" in call(url, "analyze", [f"One-shot caller {i} sends the {i}th prompt", 0, 0, False])
+        assert "Analyzed" in call(
+            url, "analyze", [f"One-shot caller {i} sends the {i}th prompt", 0, 0, False]
+        )
     gc.collect()
     alive = [o for o in gc.get_objects() if isinstance(o, Analysis) and o.text.startswith("One-shot")]
     assert len(ctx.analyses) <= 2 and len(alive) <= len(ctx.analyses)
