@@ -77,6 +77,100 @@ def test_while_generating_the_distribution_shows_with_the_text(browser: Any, app
     page.wait_for_function("() => !!document.querySelector('#ae-dist .js-plotly-plot .barlayer')")
     screenshot(page, "lecture-generate-projector", full_page=False)
     text, dist = box(page, "#ae-gen-text"), box(page, "#ae-dist .js-plotly-plot")
-    assert 0 <= text["top"] and text["bottom"] <= 720
+    assert text["top"] >= 0 and text["bottom"] <= 720
     assert dist["top"] <= 720 - 200, dist  # its title and the top bars
     close(page)
+
+
+# --- (2) nothing cut or covered ------------------------------------------------------------------
+
+# Every drawn figure's title, subtitle, legend and colour bar inside its plot, the title below the
+# mode bar's band, and the legend and colour bar clear of the title.
+FIGURE_BOXES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd.offsetParent && gd._fullLayout)
+  .map(gd => {
+    const r = gd.getBoundingClientRect();
+    const rel = (el) => { if (!el) return null; const b = el.getBoundingClientRect();
+      return b.width ? {l: b.left - r.left, r: b.right - r.left, t: b.top - r.top, b: b.bottom - r.top} : null; };
+    return {id: (gd.closest('[id]') || {}).id, w: r.width, h: r.height,
+      title: rel(gd.querySelector('.g-gtitle .gtitle')), subtitle: rel(gd.querySelector('.g-gtitle .gtitle-subtitle')),
+      legend: rel(gd.querySelector('.legend')), colorbar: rel(gd.querySelector('.colorbar'))};
+  })"""
+
+
+def overlaps(a: dict | None, b: dict | None) -> bool:
+    return bool(a and b and a["l"] < b["r"] and b["l"] < a["r"] and a["t"] < b["b"] and b["t"] < a["b"])
+
+
+def assert_nothing_cut(page: Any) -> list[dict]:
+    figures = page.evaluate(FIGURE_BOXES_JS)
+    assert figures
+    for fig in figures:
+        for part in ("title", "subtitle", "legend", "colorbar"):
+            b = fig[part]
+            if b:
+                assert b["l"] >= -1 and b["r"] <= fig["w"] + 1 and b["t"] >= -1 and b["b"] <= fig["h"] + 1, (
+                    part,
+                    fig,
+                )
+        if fig["title"]:
+            assert fig["title"]["t"] >= 24, fig  # below the mode bar's band
+        for part in ("legend", "colorbar"):
+            assert not overlaps(fig["title"], fig[part]) and not overlaps(fig["subtitle"], fig[part]), (
+                part,
+                fig,
+            )
+    return figures
+
+
+def open_tab(page: Any, name: str) -> None:
+    tab = page.get_by_role("tab", name=name)
+    if not tab.is_visible():  # a narrow tab bar folds tabs into a menu
+        page.locator("#ae-tabs .overflow-menu button, #ae-tabs button.overflow-menu").first.click()
+        tab = page.get_by_role("button", name=name)
+    tab.click()
+
+
+@pytest.mark.parametrize("size, query", [("projector", "?lecture=1"), ("laptop", ""), ("phone", "")])
+def test_no_title_legend_or_colour_bar_is_cut_or_covered(
+    browser: Any, app_url: str, size: str, query: str
+) -> None:
+    page = open_page(browser, app_url, size, query)
+    page.wait_for_timeout(500)  # the page fits titles after the draw
+    assert_nothing_cut(page)
+    screenshot(page, f"lecture-heads-{size}")
+    open_tab(page, "Q/K/V step by step")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.ae-step-plot .main-svg').length >= 5", timeout=T
+    )
+    page.wait_for_timeout(800)
+    figures = assert_nothing_cut(page)
+    bars = [f["colorbar"] for f in figures if f["colorbar"]]
+    assert bars and all(b["b"] - b["t"] >= 80 for b in bars), bars  # no squashed colour bar
+    screenshot(page, f"lecture-steps-{size}")
+    open_tab(page, "Generate")
+    page.locator("#ae-step").click()
+    expect()(page.locator("#ae-gen-text .ae-gen")).to_have_count(1, timeout=T)
+    page.wait_for_timeout(800)
+    assert_nothing_cut(page)
+    tokens = (
+        box(page, "#ae-tokens .ae-tok-list") if page.locator("#ae-tokens .ae-tok-list").is_visible() else None
+    )
+    close(page)
+    assert tokens is None or tokens["height"] > 0
+
+
+def test_the_token_strip_shows_whole_rows(browser: Any, app_url: str) -> None:
+    long = "The history of the printing press begins in the fifteenth century " * 6
+    for size, query in (("laptop", ""), ("projector", "?lecture=1")):
+        page = open_page(
+            browser, app_url, size, query + ("&" if query else "?") + "prompt=" + long.replace(" ", "%20")
+        )
+        rows = page.evaluate(
+            """() => { const el = document.querySelector('#ae-tokens .ae-tok-list'); el.scrollTop = 0;
+              const list = el.getBoundingClientRect();
+              const tops = [...document.querySelectorAll('#ae-tokens .ae-tok')].map(t => t.getBoundingClientRect())
+                .filter(b => b.top < list.bottom && b.bottom > list.top);
+              return tops.map(b => [b.top - list.top, b.bottom - list.top, list.height]); }"""
+        )
+        assert rows and all(bottom <= height + 0.5 for _, bottom, height in rows), rows  # no half row
+        close(page)

@@ -59,7 +59,7 @@ def attribution_heads_figure(
         # Two lines: with a `versus` the title outgrows a half-width panel on one.
         f"Which heads push {target}<br>each head's direct share of the logit · click a head",
         meta or "attribution-heads",
-        margin={"l": 10, "r": 10, "t": 84, "b": 10},
+        margin={"l": 10, "r": 10, "t": 92, "b": 10},
         xaxis={
             "tickmode": "array",
             "tickvals": list(range(n_head)),

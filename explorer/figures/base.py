@@ -102,22 +102,52 @@ def _template(kinds: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def _figure(traces: Sequence[dict[str, Any]], title: str, meta: str, **layout: Any) -> go.Figure:
+MODEBAR_BAND = 30  # px above the title, where Plotly's mode bar shows on hover
+TITLE_LINE = 26  # px for a title line; a subtitle line and a legend above the plot take as much
+
+
+def _top_margin(subtitle: str | None, layout: dict[str, Any]) -> int:
+    """Room above the plot for the mode bar, the title, its subtitle and a legend laid above the plot."""
+    legend = layout.get("legend") or {}
+    legend_above = layout.get("showlegend") is not False and float(legend.get("y", 0) or 0) >= 1
+    return MODEBAR_BAND + TITLE_LINE * (1 + bool(subtitle) + legend_above) + 6
+
+
+def _figure(
+    traces: Sequence[dict[str, Any]], title: str, meta: str, subtitle: str | None = None, **layout: Any
+) -> go.Figure:
     """Shared look (large fonts, white template, tight margins) around plain-dict traces and
-    layout. `title` is already escaped.
+    layout. `title` (and `subtitle`, a smaller second line for the details) is already escaped:
+    keep titles short, they are not wrapped. The title sits below a band for the mode bar, a
+    legend laid above the plot below the title; colour bars are of one thickness.
 
     Built as dicts and wrapped without Plotly's validation: validating costs ~25 ms a figure,
     most of a generation step's time, and these properties are fixed here and checked by the
     tests. The axis style applies to every axis (xaxis2, yaxis2, … too).
     """
+    heading: dict[str, Any] = {
+        "text": title,
+        "x": 0.01,
+        "xanchor": "left",
+        "yref": "container",
+        "y": 1,
+        "yanchor": "top",
+        "pad": {"t": MODEBAR_BAND},
+        "font": {"size": TITLE_SIZE},
+    }
+    if subtitle:
+        heading["subtitle"] = {"text": subtitle, "font": {"size": FONT_SIZE}}
     full: dict[str, Any] = {
         "template": _template(trace["type"] for trace in traces),
-        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": TITLE_SIZE}},
+        "title": heading,
         "font": {"size": FONT_SIZE},
-        "margin": {"l": 10, "r": 10, "t": 60, "b": 10},
+        "margin": {"l": 10, "r": 10, "t": _top_margin(subtitle, layout), "b": 10},
         "meta": meta,
     }
     full.update(layout)
+    for trace in traces:
+        if "colorbar" in trace:
+            trace["colorbar"] = {"thickness": 14, "len": 1, "lenmode": "fraction", **trace["colorbar"]}
     axes = {"xaxis", "yaxis"} | {key for key in full if re.fullmatch(r"[xy]axis\d*", key)}
     for key in axes:
         full[key] = {**full.get(key, {}), **_AXIS_STYLE[key[0]]}

@@ -136,11 +136,11 @@ def overview_figure(
         "hovertemplate": "layer %{y:.0f}, head %{x:.0f}<br>block max %{z:.3f}<extra></extra>",
         "meta": {"tile": [tile_q, tile_k], "n_layer": n_layer, "first_layer": first, "n_head": n_head},
     }
-    title = "All heads: layer rows × head columns (each tile: query ↓, key →). Click a tile."
     return _figure(
         [heat],
-        title,
+        "All heads · click a tile",
         "attention-overview",
+        "rows: layers · columns: heads · a tile: query ↓, key →",
         xaxis={
             "tickmode": "array",
             "tickvals": list(range(n_head)),
@@ -233,7 +233,7 @@ def head_figure(
         zmin=0,
         zmax=zmax or 1.0,
         colorscale=SEQUENTIAL,
-        colorbar={"title": {"text": f"attention<br>0 – {zmax:.2f}<br>(max of data)"}},
+        colorbar={"title": {"text": f"attention<br>0 – {zmax:.2f}"}},
     )
     shapes = []
     if query is not None:
@@ -248,14 +248,16 @@ def head_figure(
             }
         )
     which = "mean over heads" if head is None else f"head {head}"
-    default = f"Layer {layer}, {which}: where each query token looks"
+    default = f"Layer {layer}, {which}"
+    subtitle = "where each query token looks"
     if query is not None and 0 <= query < len(tokens):
-        default += f" (query {query} '{_esc_text(tokens[query])}' outlined)"
+        subtitle += f" · query {query} '{_esc_text(tokens[query])}' outlined"
     slug = f"attention-L{layer}-" + ("mean" if head is None else f"H{head}")
     return _figure(
         [heat],
         _esc_text(title) if title else default,
         meta or slug,
+        None if title else subtitle,
         xaxis=xaxis,
         yaxis=yaxis,
         shapes=shapes,
@@ -289,6 +291,7 @@ def attention_row_figure(
     meta: str | None = None,
     max_labels: int | None = None,
     hover_tokens: int | None = None,
+    subtitle: str | None = None,
     **layout: Any,
 ) -> go.Figure:
     """Bars of one query's attention over keys 0..query: which earlier tokens it read.
@@ -317,6 +320,7 @@ def attention_row_figure(
         [bar],
         _esc_text(title) if title else default,
         meta or f"attention-row-q{query}",
+        _esc_text(subtitle) if subtitle else None,
         xaxis={"title": {"text": "key (earlier token)"}, **_thin(_token_ticks(tokens[:n]), max_labels)},
         yaxis={"title": {"text": "attention"}, "rangemode": "tozero"},
         **layout,

@@ -97,7 +97,7 @@ def importance_figure(ranked: pd.DataFrame, shown: int = IMPORTANCE_SHOWN) -> go
             "x": 0.01,
         },
         height=150 + 26 * len(top),
-        margin={"l": 10, "r": 40, "t": 70, "b": 10},
+        margin={"l": 10, "r": 40, "t": 88, "b": 10},
         font={"size": 13},
         meta="head-importance",
     )
@@ -138,7 +138,7 @@ def lens_figure(view: Any, pos: int) -> go.Figure:
                 "pick a position to move the window</sup>"
             }
         )
-    fig.update_layout(height=220 + 40 * n_rows, margin={"t": 80})
+    fig.update_layout(height=220 + 40 * n_rows, margin={"t": 106 if n_pos < total else 88})
     return fig
 
 

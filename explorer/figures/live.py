@@ -98,7 +98,8 @@ def new_token_attention(
         row,
         list(tokens),
         result.position,
-        title=f"New token '{result.display}': layer {layer}, {which}",
+        title=f"New token '{result.display}'",
+        subtitle=f"its attention in layer {layer}, {which}",
         max_labels=GEN_TICK_LABELS,
         hover_tokens=GEN_HOVER_KEYS,  # per-bar token hover text would dominate a long step's update
         height=300,

@@ -27,7 +27,7 @@ def vector_figure(
         "z": v,
         "zmid": 0,
         "colorscale": DIVERGING,
-        "colorbar": {"title": {"text": "value"}},
+        "colorbar": {"title": {"text": "value", "side": "right"}},
         "hovertext": [[f"{label}[{j}]" for j in range(v.shape[1])] for label in esc],
         "hovertemplate": "%{hovertext}: %{z:.3f}<extra></extra>",
     }
@@ -43,7 +43,7 @@ def vector_figure(
             "autorange": "reversed",
             "showgrid": False,
         },
-        height=140 + 45 * len(v),
+        height=210 + 40 * len(v),
     )
 
 

@@ -143,5 +143,5 @@ def head_types_figure(df: pd.DataFrame, *, meta: str | None = None) -> go.Figure
             "showgrid": False,
         },
         annotations=[note],
-        margin={"l": 10, "r": 10, "t": 90, "b": 10},
+        margin={"l": 10, "r": 10, "t": 96, "b": 10},
     )

@@ -23,18 +23,63 @@
     modeBarButtonsToRemove: ['toImage'],
     modeBarButtonsToAdd: [download('png', 'Download plot as PNG', P.Icons.camera), download('svg', 'Download plot as SVG', SVG_ICON)],
   });
+  // The title sits below a band for the mode bar (figures/base.py MODEBAR_BAND): lecture mode
+  // scales the fonts and the room above the plot, not the band.
+  const BAND = 30;
   const baseFonts = (layout) => ({
     font: (layout.font && layout.font.size) || 12,
     title: (layout.title && layout.title.font && layout.title.font.size) || 17,
+    subtitle: (layout.title && layout.title.subtitle && layout.title.subtitle.font && layout.title.subtitle.font.size) || 0,
+    top: (layout.margin && layout.margin.t) || 0,
   });
-  const scaled = (layout, base) => {
+  const scaledUpdate = (base) => {
     const k = isLecture() ? LECTURE_SCALE : 1;
+    const update = {'font.size': Math.round(base.font * k), 'title.font.size': Math.round(base.title * k)};
+    if (base.subtitle) update['title.subtitle.font.size'] = Math.round(base.subtitle * k);
+    if (base.top > BAND) update['margin.t'] = Math.round(BAND + (base.top - BAND) * k);
+    return update;
+  };
+  const scaled = (layout, base) => {
+    const update = scaledUpdate(base);
     const out = Object.assign({}, layout);
-    out.font = Object.assign({}, layout.font || {}, {size: Math.round(base.font * k)});
+    out.font = Object.assign({}, layout.font || {}, {size: update['font.size']});
     if (layout.title && typeof layout.title === 'object') {
-      out.title = Object.assign({}, layout.title, {font: Object.assign({}, layout.title.font || {}, {size: Math.round(base.title * k)})});
+      const title = Object.assign({}, layout.title, {font: Object.assign({}, layout.title.font || {}, {size: update['title.font.size']})});
+      if (base.subtitle) title.subtitle = Object.assign({}, layout.title.subtitle, {font: Object.assign({}, layout.title.subtitle.font || {}, {size: update['title.subtitle.font.size']})});
+      out.title = title;
     }
+    if (update['margin.t']) out.margin = Object.assign({}, layout.margin, {t: update['margin.t']});
     return out;
+  };
+  // A title (or subtitle) wider than its plot gets a smaller font: never cut at the plot's edge.
+  const fitTitle = (gd) => {
+    const L = gd._fullLayout;
+    if (!L || !L.title || !window.Plotly) return;
+    const room = L.width - 8;
+    const update = {};
+    for (const [sel, key, size] of [['.gtitle', 'title.font.size', L.title.font && L.title.font.size],
+      ['.gtitle-subtitle', 'title.subtitle.font.size', L.title.subtitle && L.title.subtitle.font && L.title.subtitle.font.size]]) {
+      const el = gd.querySelector('.g-gtitle ' + sel);
+      if (!el || !size || typeof el.getBBox !== 'function') continue;
+      const b = el.getBBox();
+      const next = Math.max(9, Math.floor(size * (room - b.x) / b.width));
+      if (b.width > 0 && b.x + b.width > room && next < size) update[key] = next;
+    }
+    // A legend laid above the plot that wraps onto more lines than planned: more room above the plot.
+    const legend = gd.querySelector('.legend'), heading = gd.querySelector('.g-gtitle');
+    if (legend && heading && !Object.keys(update).length) {
+      const l = legend.getBoundingClientRect(), h = heading.getBoundingClientRect();
+      const overlap = h.bottom + 4 - l.top;
+      if (h.width && l.width && overlap > 0 && l.left < h.right && h.left < l.right && l.top < h.bottom) {
+        update['margin.t'] = Math.ceil(L.margin.t + overlap);
+      }
+    }
+    if (Object.keys(update).length) window.Plotly.relayout(gd, update);
+  };
+  const watch = (gd) => {
+    if (gd.__aeWatched || typeof gd.on !== 'function') return;
+    gd.__aeWatched = true;
+    gd.on('plotly_afterplot', () => { fitTitle(gd); document.dispatchEvent(new CustomEvent('ae-plot-drawn', {detail: gd})); });
   };
   const patch = (P) => {
     if (!P || P.__aePatched || typeof P.react !== 'function') return;
@@ -47,6 +92,7 @@
         config = Object.assign({}, config || {}, configFor(P));
         const out = react(gd, data, layout, config);
         gd.__aeBase = base;
+        Promise.resolve(out).then(() => { watch(gd); fitTitle(gd); });
         return out;
       }
       return react(gd, data, layout, config);
@@ -63,9 +109,8 @@
     if (!P) return;
     for (const gd of document.querySelectorAll('.js-plotly-plot')) {
       if (!gd.__aeBase || !gd.layout) continue;
-      const k = isLecture() ? LECTURE_SCALE : 1;
-      const update = {'font.size': Math.round(gd.__aeBase.font * k)};
-      if (gd.layout.title && typeof gd.layout.title === 'object') update['title.font.size'] = Math.round(gd.__aeBase.title * k);
+      const update = scaledUpdate(gd.__aeBase);
+      if (!(gd.layout.title && typeof gd.layout.title === 'object')) delete update['title.font.size'];
       P.relayout(gd, update);
     }
   };
