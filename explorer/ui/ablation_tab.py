@@ -18,6 +18,7 @@ from explorer.ui.common import (
     guarded,
     placeholder,
     plot_click_bridge,
+    progress_callback,
     require_analysis,
     tab_listener,
 )
@@ -185,7 +186,9 @@ def _wire_ablation(ctx: Context, tabs: gr.Tabs, c: dict[str, Any], status: gr.Ma
             + (" (a long prompt: this takes a while) …" if analysis.n_pos > 256 else " …"),
         )
         with ctx.models.lock(loaded):
-            ranked = head_importance(loaded, analysis.text, _target(target), mode)
+            ranked = head_importance(
+                loaded, analysis.text, _target(target), mode, progress=progress_callback(progress)
+            )
         return {status: "", c["importance"]: importance_figure(ranked), c["ranked"]: importance_table(ranked)}
 
     c["rank"].click(

@@ -159,15 +159,15 @@ class AnalysisKey:
 
 
 def analysis_bytes(analysis: Analysis) -> int:
-    """The arrays an analysis holds (not the model's weights, which it only refers to)."""
-    arrays = [value for value in vars(analysis).values() if isinstance(value, np.ndarray)]
-    return int(sum(a.nbytes for a in arrays) + analysis.pattern.nbytes)
+    """The arrays an analysis holds, the layers it computed again included (not the model's
+    weights, which it only refers to)."""
+    return analysis.nbytes
 
 
 def freeze(analysis: Analysis) -> None:
     """Make a shared analysis's arrays read-only: a session that wrote into one would change
     what every other session sees."""
-    for value in [*vars(analysis).values(), analysis.pattern.packed]:
+    for value in [*vars(analysis).values(), getattr(analysis.pattern, "packed", None)]:
         if isinstance(value, np.ndarray):
             value.flags.writeable = False
 
