@@ -249,7 +249,9 @@ class _Handlers:
             if result.finished:
                 break
 
-    def stop(self, session: Session, run_of: Any) -> None:
+    async def stop(self, session: Session, run_of: Any) -> None:
+        # On the server's event loop, not a worker thread: while a Run streams, the thread pool
+        # is where the delay was, and setting the mark needs no thread.
         request_stop(session, run_of)
 
     def force(
