@@ -4,6 +4,7 @@ moved their attention, and how the next-token guess moved."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
 from typing import Any
 
 import gradio as gr
@@ -39,8 +40,28 @@ def _head_choices(comparison: Comparison) -> list[tuple[str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class CompareTab:
+    prompt_b: gr.Textbox
+    run: gr.Button
+    swap: gr.Button
+    alignment: gr.Markdown
+    heads_table: gr.HTML
+    head: gr.Dropdown
+    next_table: gr.HTML
+    plot: gr.Plot
+    state: gr.State  # the Comparison shown
+    compared: gr.State  # the analysis (ctx.analyzed's count) that A was when compared
+
+
 def add_compare_tab(ctx: Context, tabs: gr.Tabs) -> None:
-    status = ctx.status
+    t = build_compare_tab()
+    _wire_run(ctx, t)
+    _wire_view(ctx, t)
+    _wire_stale(ctx, tabs, t)
+
+
+def build_compare_tab() -> CompareTab:
     with gr.Tab("Compare", id=COMPARE_TAB, elem_id="ae-compare-tab"):
         gr.Markdown(
             "**Two prompts, position by position.** A is the prompt above; change a word in B (swap the "
@@ -83,10 +104,17 @@ def add_compare_tab(ctx: Context, tabs: gr.Tabs) -> None:
                     elem_id="ae-compare-diff",
                 )
         state = gr.State(None)
-        compared = gr.State(-1)  # the analysis (ctx.analyzed's count) that A was when compared
-    guard = guarded(status)
+        compared = gr.State(-1)
+    return CompareTab(prompt_b, run, swap, alignment, heads_table, head, next_table, plot, state, compared)
 
-    @guard
+
+def _wire_run(ctx: Context, t: CompareTab) -> None:
+    status = ctx.status
+    prompt_b, run, swap, alignment, heads_table, head, next_table, plot, state, compared = (
+        getattr(t, f.name) for f in fields(t)
+    )
+
+    @guarded(status)
     def run_compare(
         prompt: str, session: Session, text_b: str, progress: gr.Progress = gr.Progress()
     ) -> dict[Any, Any]:
@@ -133,6 +161,13 @@ def add_compare_tab(ctx: Context, tabs: gr.Tabs) -> None:
         show_progress="hidden",
     )
 
+
+def _wire_view(ctx: Context, t: CompareTab) -> None:
+    status, guard = ctx.status, guarded(ctx.status)
+    prompt_b, run, swap, alignment, heads_table, head, next_table, plot, state, compared = (
+        getattr(t, f.name) for f in fields(t)
+    )
+
     @guard
     def show_head(comparison: Comparison | None, name: Any) -> dict[Any, Any]:
         if comparison is None:
@@ -159,6 +194,12 @@ def add_compare_tab(ctx: Context, tabs: gr.Tabs) -> None:
         [status, prompt_b],
         api_visibility="private",
         show_progress="hidden",
+    )
+
+
+def _wire_stale(ctx: Context, tabs: gr.Tabs, t: CompareTab) -> None:
+    prompt_b, run, swap, alignment, heads_table, head, next_table, plot, state, compared = (
+        getattr(t, f.name) for f in fields(t)
     )
 
     def stale(comparison: Comparison | None, analyzed: int, compared: int) -> Any:
