@@ -174,3 +174,28 @@ def test_the_token_strip_shows_whole_rows(browser: Any, app_url: str) -> None:
         )
         assert rows and all(bottom <= height + 0.5 for _, bottom, height in rows), rows  # no half row
         close(page)
+
+
+# --- (3) a probe never loses the lecturer's prompt --------------------------------------------------
+
+
+def test_a_head_types_click_keeps_the_prompt_to_go_back_to(browser: Any, app_url: str) -> None:
+    x = expect()
+    mine = "My own lecture prompt about a cat and a dog"
+    page = open_page(browser, app_url, "laptop", "?prompt=" + mine.replace(" ", "%20"))
+    open_tab(page, "Head types")
+    page.wait_for_function(
+        "() => !!document.querySelector('#ae-types .js-plotly-plot .heatmaplayer')", timeout=T
+    )
+    from browser_util import click_plot
+
+    click_plot(page, "#ae-types", 0, 1)  # L1H0
+    x(page.locator("#ae-back-prompt")).to_be_visible(timeout=T)
+    x(page.locator("#ae-prompt textarea")).not_to_have_value(mine, timeout=T)
+    x(page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
+    screenshot(page, "lecture-probe-with-back", full_page=False)
+    page.locator("#ae-back-prompt").click()
+    x(page.locator("#ae-prompt textarea")).to_have_value(mine, timeout=T)
+    x(page.locator("#ae-back-prompt")).to_be_hidden(timeout=T)
+    x(page.locator("#ae-tokens")).to_contain_text("␣prompt", timeout=T)  # analyzed again
+    close(page)

@@ -57,10 +57,12 @@ class HeadTypes:
             return self._scores[key]
 
 
-def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
-    """The tab, its grid and legend (drawn while it shows), and a click that opens a head on its probe."""
+def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.Button) -> None:
+    """The tab, its grid and legend (drawn while it shows), and a click that opens a head on its
+    probe; the prompt it replaces is kept, and `back` (beside Analyze) restores and analyzes it."""
     status = ctx.status
     with gr.Tab("Head types", id=TYPES_TAB, elem_id="ae-types-tab"):
+        own_prompt = gr.State("")  # the prompt a probe replaced; "" while the prompt is one's own
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 gr.Markdown(
@@ -103,7 +105,7 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
         show_progress_on=[plot],
     )
 
-    def open_head(session: Session, evt: gr.EventData) -> dict[Any, Any]:
+    def open_head(session: Session, prompt: str, kept: str, evt: gr.EventData) -> dict[Any, Any]:
         try:
             scores = scores_for(session)
             n_layer, n_head = int(scores["layer"].max()) + 1, int(scores["head"].max()) + 1
@@ -124,6 +126,8 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
         )
         return {
             ctx.prompt: probe,
+            own_prompt: kept or prompt,  # a second probe keeps the first one's prompt
+            back: gr.update(visible=True),
             ctx.layer: layer,
             ctx.head: head,
             ctx.mean: False,
@@ -133,9 +137,23 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes) -> None:
 
     click.click(
         open_head,
-        [ctx.session],
-        [ctx.prompt, ctx.layer, ctx.head, ctx.mean, card, tabs],
+        [ctx.session, ctx.prompt, own_prompt],
+        [ctx.prompt, own_prompt, back, ctx.layer, ctx.head, ctx.mean, card, tabs],
         api_visibility="private",
         show_progress="hidden",
         concurrency_limit=CONCURRENCY,
     ).success(None, js=ANALYZE_JS)
+
+    def restore(kept: str) -> dict[Any, Any]:
+        return {ctx.prompt: kept, own_prompt: "", back: gr.update(visible=False)}
+
+    back.click(restore, [own_prompt], [ctx.prompt, own_prompt, back], api_visibility="private").success(
+        None, js=ANALYZE_JS
+    )
+    # Typing a prompt of one's own: nothing to go back to.
+    ctx.prompt.input(
+        lambda: {own_prompt: "", back: gr.update(visible=False)},
+        None,
+        [own_prompt, back],
+        api_visibility="private",
+    )

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 class PromptPanel:
     prompt: gr.Textbox
     analyze: gr.Button
+    back: gr.Button  # hidden until a probe (Head types) replaces the prompt: restores the lecturer's
     examples: Any  # gr.Examples, or None when assets/examples.json is missing
 
 
@@ -54,7 +55,11 @@ def build_prompt_panel() -> PromptPanel:
             scale=6,
             elem_id="ae-prompt",
         )
-        analyze = gr.Button("Analyze", variant="primary", scale=1, min_width=140, elem_id="ae-analyze")
+        with gr.Column(scale=1, min_width=140):
+            analyze = gr.Button(I18N("Analyze"), variant="primary", min_width=140, elem_id="ae-analyze")
+            back = gr.Button(
+                I18N("↩ Back to my prompt"), visible=False, size="sm", elem_id="ae-back-prompt", min_width=140
+            )
     ex = None
     if examples:
         ex = gr.Examples(
@@ -64,7 +69,7 @@ def build_prompt_panel() -> PromptPanel:
             label=I18N("Examples"),
             elem_id="ae-examples",
         )
-    return PromptPanel(prompt, analyze, ex)
+    return PromptPanel(prompt, analyze, back, ex)
 
 
 def build_selection_bar() -> SelectionBar:

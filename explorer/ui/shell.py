@@ -119,7 +119,7 @@ def build_app(
                 steps = steps_tab.build_steps_tab()
             with gr.Tab("Generate", id="generate", elem_id="ae-gen-tab"):
                 gen = generate_tab.build_generate_tab(limits)
-            head_types_tab.add_head_types_tab(ctx, tabs, head_types_tab.HeadTypes(ctx))
+            head_types_tab.add_head_types_tab(ctx, tabs, head_types_tab.HeadTypes(ctx), entry.back)
             ablation_tab.add_ablation_tab(ctx, tabs)
             lens_tab.add_lens_tab(ctx, tabs)
             compare_tab.add_compare_tab(ctx, tabs)
