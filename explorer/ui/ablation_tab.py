@@ -3,6 +3,7 @@ head by how far removing it alone moves the token followed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -40,9 +41,30 @@ def _target(text: Any) -> str | None:
     return text if isinstance(text, str) and text.strip() else None
 
 
+@dataclass(frozen=True)
+class AblationTab:
+    heads: gr.Dropdown  # the heads to remove
+    layer: gr.Dropdown  # …or a whole layer
+    mode: gr.Radio
+    target: gr.Textbox  # the token to follow
+    run: gr.Button
+    summary: gr.Markdown
+    dist: gr.Plot
+    rank: gr.Button
+    importance: gr.Plot
+    ranked: gr.HTML
+    bar_click: gr.HTML  # a bridge: a bar of the ranking puts that head in the list and runs
+    seen: gr.State  # the analysis (ctx.analyzed's count) the choices were made for
+
+
 def add_ablation_tab(ctx: Context, tabs: gr.Tabs) -> None:
-    status = ctx.status
-    c: dict[str, Any] = {}
+    tab = build_ablation_tab()
+    _wire_reset(ctx, tabs, tab)
+    _wire_run(ctx, tab)
+    _wire_rank(ctx, tab)
+
+
+def build_ablation_tab() -> AblationTab:
     with gr.Tab("Ablation", id=ABLATION_TAB, elem_id="ae-ablation-tab"):
         gr.Markdown(
             "**Remove heads and watch the next-token guess change.** A removed head's output is set to "
@@ -52,7 +74,7 @@ def add_ablation_tab(ctx: Context, tabs: gr.Tabs) -> None:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=340):
                 with gr.Group():
-                    c["heads"] = gr.Dropdown(
+                    heads = gr.Dropdown(
                         choices=[],
                         value=[],
                         multiselect=True,
@@ -62,7 +84,7 @@ def add_ablation_tab(ctx: Context, tabs: gr.Tabs) -> None:
                         elem_id="ae-abl-heads",
                     )
                     with gr.Row():
-                        c["layer"] = gr.Dropdown(
+                        layer = gr.Dropdown(
                             choices=[("none", NO_LAYER)],
                             value=NO_LAYER,
                             label="…or a whole layer",
@@ -70,22 +92,22 @@ def add_ablation_tab(ctx: Context, tabs: gr.Tabs) -> None:
                             elem_id="ae-abl-layer",
                             min_width=140,
                         )
-                        c["mode"] = gr.Radio(
+                        mode = gr.Radio(
                             list(MODES),
                             value="zero",
                             label="Replace with",
                             elem_id="ae-abl-mode",
                             min_width=140,
                         )
-                    c["target"] = gr.Textbox(
+                    target = gr.Textbox(
                         label="Token to follow",
                         placeholder="blank: the model's top guess; e.g. ␣Mary",
                         elem_id="ae-abl-target",
                     )
-                c["run"] = gr.Button("Remove and compare", variant="primary", elem_id="ae-abl-run")
-                c["summary"] = gr.Markdown("", elem_id="ae-abl-summary")
+                run = gr.Button("Remove and compare", variant="primary", elem_id="ae-abl-run")
+                summary = gr.Markdown("", elem_id="ae-abl-summary")
             with gr.Column(scale=3, min_width=420):
-                c["dist"] = gr.Plot(
+                dist = gr.Plot(
                     placeholder("Before and after appear here."), show_label=False, elem_id="ae-abl-dist"
                 )
         with gr.Row(equal_height=True, elem_classes=["ae-step-row"]):
@@ -94,24 +116,26 @@ def add_ablation_tab(ctx: Context, tabs: gr.Tabs) -> None:
                 "(same mode and token as above). Click a bar to remove that head above.",
                 elem_classes=["ae-help"],
             )
-            c["rank"] = gr.Button("Which heads matter here?", scale=0, min_width=300, elem_id="ae-abl-rank")
+            rank = gr.Button("Which heads matter here?", scale=0, min_width=300, elem_id="ae-abl-rank")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
-                c["importance"] = gr.Plot(
+                importance = gr.Plot(
                     placeholder("Press “Which heads matter here?” to rank every head.", height=200),
                     show_label=False,
                     elem_id="ae-importance",
                 )
             with gr.Column(scale=2, min_width=320):
-                c["ranked"] = gr.HTML("", elem_id="ae-importance-table")
+                ranked = gr.HTML("", elem_id="ae-importance-table")
         # A bar of the ranking puts that head in the list to remove and runs the ablation.
-        c["bar_click"] = plot_click_bridge("#ae-importance", "name: p.customdata")
-        c["seen"] = gr.State(-1)  # the analysis (ctx.analyzed's count) the choices were made for
-    _wire_ablation(ctx, tabs, c, status)
+        bar_click = plot_click_bridge("#ae-importance", "name: p.customdata")
+        seen = gr.State(-1)  # the analysis (ctx.analyzed's count) the choices were made for
+    return AblationTab(
+        heads, layer, mode, target, run, summary, dist, rank, importance, ranked, bar_click, seen
+    )
 
 
-def _wire_ablation(ctx: Context, tabs: gr.Tabs, c: dict[str, Any], status: gr.Markdown) -> None:
-    guard = guarded(status)
+def _wire_reset(ctx: Context, tabs: gr.Tabs, c: AblationTab) -> None:
+    status, guard = ctx.status, guarded(ctx.status)
 
     @guard
     def reset(session: Session, analyzed: int, seen: int) -> Any:
@@ -124,13 +148,13 @@ def _wire_ablation(ctx: Context, tabs: gr.Tabs, c: dict[str, Any], status: gr.Ma
         names = [head_name(a, b) for a in range(analysis.n_layer) for b in range(analysis.n_head)]
         layers = [("none", NO_LAYER)] + [(f"layer {i}", i) for i in range(analysis.n_layer)]
         return {
-            c["heads"]: gr.update(choices=names),
-            c["layer"]: gr.update(choices=layers),
-            c["summary"]: "",
-            c["dist"]: placeholder("Pick heads and press “Remove and compare”."),
-            c["importance"]: placeholder("Press “Which heads matter here?” to rank every head.", height=200),
-            c["ranked"]: "",
-            c["seen"]: analyzed,
+            c.heads: gr.update(choices=names),
+            c.layer: gr.update(choices=layers),
+            c.summary: "",
+            c.dist: placeholder("Pick heads and press “Remove and compare”."),
+            c.importance: placeholder("Press “Which heads matter here?” to rank every head.", height=200),
+            c.ranked: "",
+            c.seen: analyzed,
         }
 
     tab_listener(
@@ -140,11 +164,15 @@ def _wire_ablation(ctx: Context, tabs: gr.Tabs, c: dict[str, Any], status: gr.Ma
         "ae-ablation-tab",
         [ctx.analyzed.change],
         reset,
-        [ctx.session, ctx.analyzed, c["seen"]],
-        [status, c["heads"], c["layer"], c["summary"], c["dist"], c["importance"], c["ranked"], c["seen"]],
+        [ctx.session, ctx.analyzed, c.seen],
+        [status, c.heads, c.layer, c.summary, c.dist, c.importance, c.ranked, c.seen],
         api_visibility="private",
         show_progress="hidden",
     )
+
+
+def _wire_run(ctx: Context, c: AblationTab) -> None:
+    status, guard = ctx.status, guarded(ctx.status)
 
     @guard
     def run(session: Session, heads: Any, layer: Any, mode: str, target: Any) -> dict[Any, Any]:
@@ -158,20 +186,39 @@ def _wire_ablation(ctx: Context, tabs: gr.Tabs, c: dict[str, Any], status: gr.Ma
         how = "zeroed" if mode == "zero" else "replaced by their mean output"
         return {
             status: "",
-            c["summary"]: f"### {views.esc(result.summary)}\n<span class='ae-note'>Heads {how}; "
+            c.summary: f"### {views.esc(result.summary)}\n<span class='ae-note'>Heads {how}; "
             f"everything else is the full model on this prompt.</span>",
-            c["dist"]: ablation_figure(result),
+            c.dist: ablation_figure(result),
         }
 
-    c["run"].click(
+    c.run.click(
         run,
-        [ctx.session, c["heads"], c["layer"], c["mode"], c["target"]],
-        [status, c["summary"], c["dist"]],
+        [ctx.session, c.heads, c.layer, c.mode, c.target],
+        [status, c.summary, c.dist],
         api_name="ablate",
-        show_progress_on=[c["dist"]],
+        show_progress_on=[c.dist],
         concurrency_limit=CONCURRENCY,
         concurrency_id="ablation",
     )
+
+    def pick(heads: Any, evt: gr.EventData) -> Any:
+        name = getattr(evt, "name", None)
+        return [name] if isinstance(name, str) else heads
+
+    c.bar_click.click(pick, [c.heads], [c.heads], api_visibility="private").then(
+        run,
+        [ctx.session, c.heads, c.layer, c.mode, c.target],
+        [status, c.summary, c.dist],
+        api_name="ablate_picked",  # not the default "run", which would push the Generate tab's /run aside
+        api_visibility="private",
+        show_progress_on=[c.dist],
+        concurrency_limit=CONCURRENCY,
+        concurrency_id="ablation",
+    )
+
+
+def _wire_rank(ctx: Context, c: AblationTab) -> None:
+    status, guard = ctx.status, guarded(ctx.status)
 
     @guard
     def rank(
@@ -189,29 +236,14 @@ def _wire_ablation(ctx: Context, tabs: gr.Tabs, c: dict[str, Any], status: gr.Ma
             ranked = head_importance(
                 loaded, analysis.text, _target(target), mode, progress=progress_callback(progress)
             )
-        return {status: "", c["importance"]: importance_figure(ranked), c["ranked"]: importance_table(ranked)}
+        return {status: "", c.importance: importance_figure(ranked), c.ranked: importance_table(ranked)}
 
-    c["rank"].click(
+    c.rank.click(
         rank,
-        [ctx.session, c["mode"], c["target"]],
-        [status, c["importance"], c["ranked"]],
+        [ctx.session, c.mode, c.target],
+        [status, c.importance, c.ranked],
         api_name="head_importance",
-        show_progress_on=[c["importance"]],
+        show_progress_on=[c.importance],
         concurrency_limit=1 if ctx.limits.hosted else 2,
         concurrency_id="importance",
-    )
-
-    def pick(heads: Any, evt: gr.EventData) -> Any:
-        name = getattr(evt, "name", None)
-        return [name] if isinstance(name, str) else heads
-
-    c["bar_click"].click(pick, [c["heads"]], [c["heads"]], api_visibility="private").then(
-        run,
-        [ctx.session, c["heads"], c["layer"], c["mode"], c["target"]],
-        [status, c["summary"], c["dist"]],
-        api_name="ablate_picked",  # not the default "run", which would push the Generate tab's /run aside
-        api_visibility="private",
-        show_progress_on=[c["dist"]],
-        concurrency_limit=CONCURRENCY,
-        concurrency_id="ablation",
     )
