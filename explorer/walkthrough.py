@@ -7,7 +7,7 @@ formulas and the Breakdown steps they explain are here, once. Each live sentence
 placeholders that `live_values` fills from the Breakdown and the Analysis; a sentence whose
 placeholders have no value (no later token to compare with, say) is left out in every language,
 and every language must use the same placeholders (checked at import). The Chinese follows the
-seed article's terms: 词嵌入, 查询向量, 值向量, 得分, 关注力, 上下文向量, 概率分布.
+seed article's terms: 词嵌入, 查询向量, 键向量, 值向量, 得分, 关注力, 上下文向量, 概率分布.
 """
 
 from __future__ import annotations

@@ -199,3 +199,57 @@ def test_a_head_types_click_keeps_the_prompt_to_go_back_to(browser: Any, app_url
     x(page.locator("#ae-back-prompt")).to_be_hidden(timeout=T)
     x(page.locator("#ae-tokens")).to_contain_text("␣prompt", timeout=T)  # analyzed again
     close(page)
+
+
+# --- (5) the interface in Chinese, (6) dark figures and colour bars after every toggle -----------
+
+
+def test_a_chinese_browser_gets_chinese_tabs_and_labels(browser: Any, app_url: str) -> None:
+    x = expect()
+    page = open_page(browser, app_url, "projector", "?lecture=1", locale="zh-CN")
+    for name in ("注意力头", "Q/K/V 逐步计算", "生成", "逐步讲解"):
+        x(page.get_by_role("tab", name=name, exact=True)).to_be_visible()
+    x(page.locator("#ae-analyze")).to_have_text("分析")
+    x(page.locator("#ae-layer")).to_contain_text("层")
+    screenshot(page, "lecture-zh-projector", full_page=False)
+    close(page)
+
+
+GRADIENTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot .colorbar [style*="url("]')]
+  .map(el => el.style.fill).filter(Boolean)"""
+
+
+def test_colour_bars_keep_their_gradient_and_figures_follow_dark_mode(browser: Any, app_url: str) -> None:
+    page = open_page(browser, app_url, "laptop")
+    for toggle in ("#ae-lecture input", "#ae-dark input"):
+        page.locator(toggle).check()
+        page.wait_for_timeout(800)
+        here = page.url.split("#")[0]
+        fills = page.evaluate(GRADIENTS_JS)
+        assert fills and all(here + "#" in f for f in fills), (here, fills)
+    paper = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g._fullLayout)"
+        ".map(g => g._fullLayout.paper_bgcolor)"
+    )
+    assert paper and all(c == "#0f172a" for c in paper), paper
+    page.locator("#ae-head input[type=number]").fill("3")
+    page.locator("#ae-head input[type=number]").press("Enter")  # a redraw stays dark
+    page.wait_for_function(
+        "() => (document.querySelector('#ae-detail .js-plotly-plot').layout.title.text || '').includes('head 3')",
+        timeout=T,
+    )
+    page.wait_for_timeout(500)
+    assert (
+        page.evaluate("() => document.querySelector('#ae-detail .js-plotly-plot')._fullLayout.paper_bgcolor")
+        == "#0f172a"
+    )
+    screenshot(page, "lecture-dark-laptop", full_page=False)
+    page.locator("#ae-dark input").uncheck()
+    page.wait_for_timeout(500)
+    assert (
+        page.evaluate(
+            "() => document.querySelector('#ae-overview .js-plotly-plot')._fullLayout.paper_bgcolor"
+        )
+        == "white"
+    )
+    close(page)

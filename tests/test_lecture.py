@@ -60,7 +60,7 @@ def test_stages_go_from_tokens_to_sampling_through_the_breakdown_steps() -> None
 
 def test_chinese_follows_the_articles_terms() -> None:
     zh = " ".join(s.title["zh"] + s.explain["zh"] + "".join(s.live["zh"]) for s in STAGES)
-    for term in ("词嵌入", "查询向量", "密钥向量", "值向量", "得分", "关注力", "上下文向量", "概率分布"):
+    for term in ("词嵌入", "查询向量", "键向量", "值向量", "得分", "关注力", "上下文向量", "概率分布"):
         assert term in zh, term
 
 

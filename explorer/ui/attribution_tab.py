@@ -24,6 +24,7 @@ from explorer.attribution_views import (
 from explorer.errors import ExplorerError
 from explorer.ui.analysis import AnalysisEvent, Selection, tokens_html
 from explorer.ui.common import (
+    I18N,
     Context,
     clamp,
     clamp_or_last,
@@ -70,7 +71,7 @@ class WhyTab:
 
 
 def build_why_tab() -> WhyTab:
-    with gr.Tab("Why this token?", id=WHY_TAB, elem_id="ae-why-tab"):
+    with gr.Tab(I18N("Why this token?"), id=WHY_TAB, elem_id="ae-why-tab"):
         gr.Markdown(HELP, elem_classes=["ae-help"])
         with gr.Row(equal_height=True):
             token = gr.Dropdown(

@@ -17,6 +17,7 @@ from explorer.figures.insights import compare_figure
 from explorer.insight_views import IOI, compare_heads_table, next_token_diff_table, parse_heads, swap_names
 from explorer.model.capture import analyze, clean_text
 from explorer.ui.common import (
+    I18N,
     Context,
     clamp_or_last,
     current_analysis,
@@ -62,7 +63,7 @@ def add_compare_tab(ctx: Context, tabs: gr.Tabs) -> None:
 
 
 def build_compare_tab() -> CompareTab:
-    with gr.Tab("Compare", id=COMPARE_TAB, elem_id="ae-compare-tab"):
+    with gr.Tab(I18N("Compare"), id=COMPARE_TAB, elem_id="ae-compare-tab"):
         gr.Markdown(
             "**Two prompts, position by position.** A is the prompt above; change a word in B (swap the "
             "names, say) and see which heads shift their attention and how the next-token guess moves.",

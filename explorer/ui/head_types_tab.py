@@ -19,6 +19,7 @@ from explorer.errors import ExplorerError
 from explorer.insight_views import head_card, head_types_legend
 from explorer.model.loading import LoadedModel
 from explorer.ui.common import (
+    I18N,
     Context,
     clamp_or_last,
     guarded,
@@ -61,7 +62,7 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
     """The tab, its grid and legend (drawn while it shows), and a click that opens a head on its
     probe; the prompt it replaces is kept, and `back` (beside Analyze) restores and analyzes it."""
     status = ctx.status
-    with gr.Tab("Head types", id=TYPES_TAB, elem_id="ae-types-tab"):
+    with gr.Tab(I18N("Head types"), id=TYPES_TAB, elem_id="ae-types-tab"):
         own_prompt = gr.State("")  # the prompt a probe replaced; "" while the prompt is one's own
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):

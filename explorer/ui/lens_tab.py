@@ -10,6 +10,7 @@ import gradio as gr
 from explorer.figures.insights import lens_figure
 from explorer.insight_views import LensView, lens_for, lens_table, lens_window
 from explorer.ui.common import (
+    I18N,
     Context,
     clamp_or_last,
     guarded,
@@ -25,7 +26,7 @@ LENS_TAB = "lens"
 
 def add_lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
     status = ctx.status
-    with gr.Tab("Logit lens", id=LENS_TAB, elem_id="ae-lens-tab"):
+    with gr.Tab(I18N("Logit lens"), id=LENS_TAB, elem_id="ae-lens-tab"):
         gr.Markdown(
             "**What the model would predict if it stopped after each layer.** Each cell decodes the "
             "residual stream at that position with the final layer norm and the output matrix: its "

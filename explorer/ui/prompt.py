@@ -48,8 +48,8 @@ def build_prompt_panel() -> PromptPanel:
     with gr.Row(elem_id="ae-prompt-row", equal_height=True):
         prompt = gr.Textbox(
             value=examples[2]["prompt"] if len(examples) > 2 else "",
-            label="Prompt",
-            placeholder="Type some text for GPT-2 to read …",
+            label=I18N("Prompt"),
+            placeholder=I18N("Type some text for GPT-2 to read …"),
             lines=1,
             max_lines=4,
             scale=6,
@@ -81,16 +81,16 @@ def build_selection_bar() -> SelectionBar:
             padding=True,
         )
         with gr.Row(equal_height=True):
-            layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-layer", min_width=200)
-            head = gr.Slider(0, 1, value=0, step=1, label="Head", elem_id="ae-head", min_width=200)
+            layer = gr.Slider(0, 1, value=0, step=1, label=I18N("Layer"), elem_id="ae-layer", min_width=200)
+            head = gr.Slider(0, 1, value=0, step=1, label=I18N("Head"), elem_id="ae-head", min_width=200)
             mean = gr.Checkbox(
-                value=False, label="Mean over the layer's heads", elem_id="ae-mean", min_width=180
+                value=False, label=I18N("Mean over the layer's heads"), elem_id="ae-mean", min_width=180
             )
             # Custom values let API clients pass any position; handlers clamp it to the prompt.
             query = gr.Dropdown(
                 choices=[],
                 value=None,
-                label="Query token (the one doing the looking)",
+                label=I18N("Query token (the one doing the looking)"),
                 elem_id="ae-query",
                 min_width=240,
                 scale=2,

@@ -28,7 +28,7 @@ from explorer.ui import (
     view_state,
     walkthrough_tab,
 )
-from explorer.ui.common import Context, static
+from explorer.ui.common import I18N, Context, static
 from explorer.ui.state import (
     HEADS_TAB,
     HOSTED_MODELS,
@@ -113,11 +113,11 @@ def build_app(
             bridges=bridges,
         )
         with gr.Tabs(elem_id="ae-tabs") as tabs:
-            with gr.Tab("Attention heads", id=HEADS_TAB):
+            with gr.Tab(I18N("Attention heads"), id=HEADS_TAB):
                 heads = heads_tab.build_heads_tab()
-            with gr.Tab("Q/K/V step by step", id=STEPS_TAB):
+            with gr.Tab(I18N("Q/K/V step by step"), id=STEPS_TAB):
                 steps = steps_tab.build_steps_tab()
-            with gr.Tab("Generate", id="generate", elem_id="ae-gen-tab"):
+            with gr.Tab(I18N("Generate"), id="generate", elem_id="ae-gen-tab"):
                 gen = generate_tab.build_generate_tab(limits)
             head_types_tab.add_head_types_tab(ctx, tabs, head_types_tab.HeadTypes(ctx), entry.back)
             ablation_tab.add_ablation_tab(ctx, tabs)

@@ -1,1 +1,1 @@
-(on) => { document.body.classList.toggle('dark', !!on); return []; }
+(on) => { window.aeDark ? window.aeDark(!!on) : document.body.classList.toggle('dark', !!on); return []; }

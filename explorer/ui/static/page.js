@@ -114,7 +114,42 @@
       P.relayout(gd, update);
     }
   };
-  window.aeLecture = (on) => { document.body.classList.toggle('ae-lecture', on); rescalePlots(); };
+  window.aeLecture = (on) => { document.body.classList.toggle('ae-lecture', on); rescalePlots(); repointGradients(); };
+
+  // --- Colour bars: Plotly fills them with url(<page address>#id); once the address changes
+  // (a toggle writes the view into it) that points nowhere. Point every fill at this address.
+  const repointGradients = () => {
+    const here = window.location.href.split('#')[0];
+    document.querySelectorAll('.js-plotly-plot [style*="url("]').forEach((el) => {
+      for (const prop of ['fill', 'stroke']) {
+        const v = el.style[prop];
+        const m = v && v.match(/url\("?([^"#)]*)#([^")]+)"?\)/);
+        if (m && m[1] !== here) el.style[prop] = `url("${here}#${m[2]}")`;
+      }
+    });
+  };
+  window.aeRepointGradients = repointGradients;
+  // --- Dark mode: the figures' paper, grid and text follow the page (figures are drawn light).
+  const DARK = {'paper_bgcolor': '#0f172a', 'plot_bgcolor': '#0f172a', 'font.color': '#e2e8f0',
+    'title.font.color': '#f1f5f9', 'xaxis.gridcolor': '#334155', 'yaxis.gridcolor': '#334155'};
+  const LIGHT = {'paper_bgcolor': 'white', 'plot_bgcolor': 'white', 'font.color': '#2a3f5f',
+    'title.font.color': '#2a3f5f', 'xaxis.gridcolor': '#EBF0F8', 'yaxis.gridcolor': '#EBF0F8'};
+  const isDark = () => document.body.classList.contains('dark');
+  const themePlot = (gd) => {
+    const L = gd._fullLayout;
+    if (!L || !window.Plotly) return;
+    const want = isDark() ? DARK : LIGHT;
+    if (L.paper_bgcolor === want.paper_bgcolor) return;  // drawn light, or themed already: no loop
+    window.Plotly.relayout(gd, want);
+  };
+  const themePlots = () => document.querySelectorAll('.js-plotly-plot').forEach(themePlot);
+  document.addEventListener('ae-plot-drawn', (e) => { themePlot(e.detail); repointGradients(); });
+  window.aeDark = (on) => { document.body.classList.toggle('dark', on); themePlots(); repointGradients(); };
+  // The address changes after a toggle (the link follows the view): re-point once it has.
+  for (const name of ['replaceState', 'pushState']) {
+    const original = window.history[name].bind(window.history);
+    window.history[name] = (...args) => { const out = original(...args); setTimeout(repointGradients, 0); return out; };
+  }
 
   // --- Keyboard: never while typing.
   const typing = (el) => {
