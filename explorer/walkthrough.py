@@ -215,7 +215,6 @@ def live_values(
         "score": _num(float(bd.scores[top_key])),
         "divisor": f"{1 / bd.scaling:.3g}",
         "scaled": _num(float(bd.scaled[top_key])),
-        "n_masked": str(n - 1 - i),
         "weight": _pct(float(bd.pattern[top_key])),
         "top_keys": _listing([(bd.tokens[j], float(bd.pattern[j])) for j in ranked]),
         "v": _vec(bd.v[top_key]),
@@ -227,7 +226,8 @@ def live_values(
         "block_norm": _norm(bd.block_out),
         "top_next": _listing(_ranked(analysis, probs, TOP_SHOWN)),
     }
-    if i + 1 < n:
+    if i + 1 < n:  # the last token has no later one: no "0 later tokens are masked"
+        values["n_masked"] = str(n - 1 - i)
         actual = int(analysis.token_ids[i + 1])
         values |= {"actual": _chip(analysis.tokens[i + 1]), "actual_p": _pct(float(probs[actual]))}
     values |= _attribution_values(analysis, i)

@@ -75,7 +75,7 @@ def build_prompt_panel() -> PromptPanel:
 def build_selection_bar() -> SelectionBar:
     with gr.Group(elem_id="ae-selection"):
         tokens = gr.HTML(
-            views.empty_html("Press Analyze to see the prompt's tokens."),
+            views.empty_html("Analyzing the prompt … (or type one and press Analyze)"),
             elem_id="ae-tokens",
             js_on_load=static("token_click.js"),
             padding=True,
