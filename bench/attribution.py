@@ -19,7 +19,7 @@ SIZES = (128, 1024)  # the issue's lengths
 
 
 def rows(settings: Settings, loaded: Any) -> list[Row]:
-    from explorer.analysis.attribution import logit_attribution
+    from explorer.analysis.attribution import attribute
     from explorer.figures import attribution_bars_figure, attribution_flow_figure, attribution_heads_figure
     from explorer.model.capture import analyze
 
@@ -29,18 +29,18 @@ def rows(settings: Settings, loaded: Any) -> list[Row]:
         text = prompt(loaded.tokenizer, n)
         analysis = analyze(loaded, text)
 
-        def attribute(analysis: Any = analysis) -> None:
-            logit_attribution(analysis)
+        def attribution(analysis: Any = analysis) -> None:
+            attribute(analysis)
 
         def with_figures(analysis: Any = analysis) -> None:
-            r = logit_attribution(analysis)
+            r = attribute(analysis)
             attribution_heads_figure(r.parts, r.token).to_json()
             attribution_bars_figure(r.parts, r.token).to_json()
             attribution_flow_figure(r.sources, analysis.tokens, r.position, parts=r.parts).to_json()
 
         runs: dict[str, Callable[[], object]] = {
             "analyze": lambda text=text: analyze(loaded, text),
-            "attribution": attribute,
+            "attribution": attribution,
             "figures": with_figures,
         }
         t = interleave(runs, settings.repeats(n), warmup=1 if n <= 128 else 0)

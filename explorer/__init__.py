@@ -31,6 +31,7 @@ _EXPORTS = {
     "head_importance": "explorer.analysis.ablation",
     "logit_lens": "explorer.analysis.lens",
     "logit_attribution": "explorer.analysis.attribution",
+    "attribute": "explorer.analysis.attribution",
     "head_source_attribution": "explorer.analysis.attribution",
     "Attribution": "explorer.analysis.attribution",
     "compare": "explorer.analysis.comparison",
@@ -57,6 +58,7 @@ __all__ = [
     "head_source_attribution",
     "load_model",
     "logit_attribution",
+    "attribute",
     "logit_lens",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
@@ -64,7 +66,12 @@ assert sorted(__all__) == sorted(_EXPORTS)
 if TYPE_CHECKING:
     from explorer.analysis.ablation import ablate, head_importance
     from explorer.analysis.arithmetic import STEPS, Breakdown, breakdown
-    from explorer.analysis.attribution import Attribution, head_source_attribution, logit_attribution
+    from explorer.analysis.attribution import (
+        Attribution,
+        attribute,
+        head_source_attribution,
+        logit_attribution,
+    )
     from explorer.analysis.comparison import compare
     from explorer.analysis.heads import head_scores
     from explorer.analysis.lens import logit_lens

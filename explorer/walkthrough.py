@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from explorer.analysis.arithmetic import STEP_NAMES, Breakdown, softmax
-from explorer.analysis.attribution import logit_attribution
+from explorer.analysis.attribution import attribute
 from explorer.model.capture import Analysis, display_tokens
 from explorer.model.generation import DEFAULT_SAMPLING, MIN_TEMPERATURE
 from explorer.views import esc
@@ -240,7 +240,7 @@ def live_values(
 
 def _attribution_values(analysis: Analysis, query: int) -> dict[str, str]:
     """The top guess's logit at `query` split into parts (see logit_attribution), its largest part."""
-    attr = logit_attribution(analysis, query)
+    attr = attribute(analysis, query)
     top = attr.top(1).iloc[0]
     return {
         "attr_token": _chip(attr.token),

@@ -4,9 +4,10 @@ own modules read through hooks, and name the induction heads where they copy a t
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from explorer import ExplorerError, analyze, head_source_attribution, logit_attribution
+from explorer import ExplorerError, analyze, attribute, head_source_attribution, logit_attribution
 from explorer.analysis.heads import probe_for
 from explorer.figures import attribution_bars_figure, attribution_flow_figure, attribution_heads_figure
 
@@ -28,7 +29,7 @@ def bundled_analysis(bundled):
 @pytest.mark.parametrize("position", [-1, 0, 5])
 def test_parts_add_up_to_the_models_logit(request, which, position):
     a = request.getfixturevalue(which)
-    r = logit_attribution(a, position)
+    r = attribute(a, position)
     logits = a.logits_at(position)
     assert r.token_id == int(np.argmax(logits)) and r.position == position % a.n_pos
     assert r.logit == pytest.approx(float(logits[r.token_id]))
@@ -102,7 +103,7 @@ def test_parts_agree_with_the_models_own_modules(request, model):
     loaded = request.getfixturevalue(model)
     a = analyze(loaded, PROMPT)
     position = a.n_pos - 3
-    r = logit_attribution(a, position)
+    r = attribute(a, position)
     expected, bias = _from_the_models_modules(loaded, PROMPT, position, r.token_id)
     ours = dict(zip(r.parts["component"], r.parts["contribution"], strict=True))
     assert set(ours) == set(expected)
@@ -114,7 +115,7 @@ def test_parts_agree_with_the_models_own_modules(request, model):
 def test_per_key_shares_add_up_to_each_head(request, which):
     a = request.getfixturevalue(which)
     position = a.n_pos - 2
-    r = logit_attribution(a, position)
+    r = attribute(a, position)
     assert r.sources.shape == (a.n_layer, a.n_head, a.n_pos) and r.sources.dtype == np.float32
     assert (r.sources[:, :, position + 1 :] == 0).all()  # no key after the query
     np.testing.assert_allclose(r.sources.sum(-1), r.heads, atol=TOLERANCE)
@@ -137,7 +138,7 @@ def test_induction_heads_carry_the_copied_token(bundled):
     period = next(p for p in range(2, a.n_pos) if ids[p:] == ids[: a.n_pos - p])
     total = np.zeros((a.n_layer, a.n_head))
     for q in range(period + 1, a.n_pos - 1):
-        r = logit_attribution(a, q, ids[q + 1])
+        r = attribute(a, q, ids[q + 1])
         heads = r.parts[r.parts["kind"] == "head"].nlargest(3, "contribution")
         assert {"L1H0", "L1H1"} & set(heads["component"]), (q, heads["component"].tolist())
         assert np.abs(r.sources[1, 0]).argmax() == q + 1 - period  # read from the earlier copy
@@ -148,8 +149,8 @@ def test_induction_heads_carry_the_copied_token(bundled):
 
 def test_versus_is_the_difference_of_two_attributions(bundled_analysis, tiny_analysis):
     for a, token, versus in [(bundled_analysis, " Mary", " John"), (tiny_analysis, 7, 11)]:
-        diff = logit_attribution(a, token=token, versus=versus)
-        one, other = logit_attribution(a, token=token), logit_attribution(a, token=versus)
+        diff = attribute(a, token=token, versus=versus)
+        one, other = attribute(a, token=token), attribute(a, token=versus)
         np.testing.assert_allclose(
             diff.parts["contribution"], one.parts["contribution"] - other.parts["contribution"], atol=1e-6
         )
@@ -158,10 +159,10 @@ def test_versus_is_the_difference_of_two_attributions(bundled_analysis, tiny_ana
         assert diff.bias == pytest.approx(one.bias - other.bias, abs=1e-6)
         assert diff.deviation <= TOLERANCE
         assert (diff.token_id, diff.versus_id) == (one.token_id, other.token_id)
-    named = logit_attribution(bundled_analysis, token=" Mary", versus=" John")
+    named = attribute(bundled_analysis, token=" Mary", versus=" John")
     assert (named.token, named.versus) == ("␣Mary", "␣John")
     # The display form of a space is accepted back.
-    assert logit_attribution(bundled_analysis, token="␣Mary").token_id == named.token_id
+    assert attribute(bundled_analysis, token="␣Mary").token_id == named.token_id
 
 
 @pytest.mark.parametrize(
@@ -181,7 +182,7 @@ def test_versus_is_the_difference_of_two_attributions(bundled_analysis, tiny_ana
 )
 def test_bad_input_is_a_readable_error(bundled_analysis, kwargs):
     with pytest.raises(ExplorerError):
-        logit_attribution(bundled_analysis, **kwargs)
+        attribute(bundled_analysis, **kwargs)
 
 
 def test_bad_head_is_a_readable_error(tiny_analysis):
@@ -193,7 +194,7 @@ def test_bad_head_is_a_readable_error(tiny_analysis):
 
 def test_figures(tiny_analysis):
     a = tiny_analysis
-    r = logit_attribution(a)
+    r = attribute(a)
     grid = attribution_heads_figure(r.parts, "<script>x</script>", versus="<b>")
     heat = grid.data[0]
     assert heat.zmid == 0 and np.asarray(heat.z).shape == (a.n_layer, a.n_head)
@@ -237,3 +238,14 @@ def test_the_issue_19_entry_points_are_exported():
         assert name in explorer.__all__ and getattr(explorer, name) is getattr(module, name)
     for name in ("attribution_heads_figure", "attribution_bars_figure", "attribution_flow_figure"):
         assert name in figures.__all__
+
+
+def test_logit_attribution_is_a_table_whose_parts_add_up_to_the_models_logit(tiny) -> None:
+    a = analyze(tiny, "When Mary and John went to the store, John gave a drink to")
+    df = logit_attribution(a)
+    assert isinstance(df, pd.DataFrame)
+    assert {"component", "kind", "layer", "head", "contribution"} <= set(df.columns)
+    assert abs(df["contribution"].sum() + df.attrs["bias"] - df.attrs["logit"]) <= 1e-4
+    assert df.attrs["logit"] == pytest.approx(float(a.logits_at(-1)[df.attrs["token_id"]]), abs=1e-5)
+    same = attribute(a)
+    assert np.allclose(df["contribution"], same.parts["contribution"]) and df.attrs["token"] == same.token

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from browser_util import array, plot
 
-from explorer import analyze, logit_attribution
+from explorer import analyze, attribute
 from explorer.attribution_views import (
     attribution_summary,
     head_from_click,
@@ -60,7 +60,7 @@ def test_summary_escapes_markdown_and_html() -> None:
 
 
 def test_summary_names_the_token_and_the_sum(ioi) -> None:
-    attr = logit_attribution(ioi, 13, " Mary", versus=" John")
+    attr = attribute(ioi, 13, " Mary", versus=" John")
     text = attribution_summary(ioi, attr)
     assert "At position 13 <span class='ae-chip'>␣to</span>" in text
     assert "logit difference for <span class='ae-chip'>␣Mary</span>" in text
@@ -85,7 +85,7 @@ def explain(client: Client, query: int, token: str = "", versus: str = "", thres
 def test_attribution_is_the_engines(client: Client, ioi) -> None:
     analyzed(client)
     status, summary, heads, bars, flow, _ = explain(client, 13)
-    direct = logit_attribution(ioi, 13)
+    direct = attribute(ioi, 13)
     np.testing.assert_allclose(array(heads["data"][0]["z"]), direct.heads, atol=1e-6)
     assert heads["layout"]["title"]["text"].startswith("Which heads push")
     assert f"the model's logit for {direct.token} (its top prediction" in summary.replace(
@@ -106,14 +106,14 @@ def test_attribution_is_the_engines(client: Client, ioi) -> None:
         index
     )
     _, summary5, heads5, *_ = explain(client, 5)
-    np.testing.assert_allclose(array(heads5["data"][0]["z"]), logit_attribution(ioi, 5).heads, atol=1e-6)
+    np.testing.assert_allclose(array(heads5["data"][0]["z"]), attribute(ioi, 5).heads, atol=1e-6)
     assert "At position 5" in summary5
 
 
 def test_versus_gives_the_logit_difference(client: Client, ioi) -> None:
     analyzed(client)
     _, summary, heads, _, flow, _ = explain(client, 13, "␣Mary", "␣John")
-    direct = logit_attribution(ioi, 13, " Mary", versus=" John")
+    direct = attribute(ioi, 13, " Mary", versus=" John")
     np.testing.assert_allclose(array(heads["data"][0]["z"]), direct.heads, atol=1e-6)
     assert "logit difference" in summary and "␣Mary" in summary and "␣John" in summary
     assert f"**{direct.logit:.2f}**" in summary
@@ -123,9 +123,7 @@ def test_versus_gives_the_logit_difference(client: Client, ioi) -> None:
     np.testing.assert_allclose(array(heads2["data"][0]["z"]), direct.heads, atol=1e-6)
     top = predictions(ioi, 13)[1]
     _, picked, heads3, *_ = explain(client, 13, top[0])
-    np.testing.assert_allclose(
-        array(heads3["data"][0]["z"]), logit_attribution(ioi, 13, top[1]).heads, atol=1e-6
-    )
+    np.testing.assert_allclose(array(heads3["data"][0]["z"]), attribute(ioi, 13, top[1]).heads, atol=1e-6)
     assert "rank 2" in picked
 
 
@@ -173,7 +171,7 @@ def test_explain_the_last_generated_token(client: Client, tiny) -> None:
     token = out[-2]  # the token box: the last generated token
     assert generated.tokens[-1] == token and out[5]["value"] == before  # the query: the position before it
     status, summary, heads, *_ = explain(fresh, before, token)
-    direct = logit_attribution(generated, before, int(generated.token_ids[-1]))
+    direct = attribute(generated, before, int(generated.token_ids[-1]))
     np.testing.assert_allclose(array(heads["data"][0]["z"]), direct.heads, atol=1e-6)
     assert summary.startswith("**The last generated token.**")
     assert f"At position {before}" in summary
@@ -183,7 +181,7 @@ def test_the_walkthrough_quotes_the_attribution(ioi) -> None:
     from explorer import breakdown
     from explorer.walkthrough import live_values, walkthrough_html
 
-    attr = logit_attribution(ioi, 9)
+    attr = attribute(ioi, 9)
     values = live_values(ioi, breakdown(ioi, 0, 0, 9))
     top = attr.top(1).iloc[0]
     assert values["attr_logit"] == f"{attr.logit:.2f}" and values["attr_top"] == top["component"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from explorer.analysis.arithmetic import breakdown
-from explorer.analysis.attribution import logit_attribution
+from explorer.analysis.attribution import attribute
 from explorer.analysis.heads import head_scores
 from explorer.figures import analysis_overview, head_detail, overview_cell_to_head, overview_figure
 from explorer.model.capture import analyze, keep_plan
@@ -94,7 +94,7 @@ def test_the_breakdown_is_within_1e_5_of_the_model_when_recomputed(again) -> Non
 
 
 def test_attribution_reads_the_recomputed_layers_exactly(kept, again) -> None:
-    a, b = logit_attribution(kept), logit_attribution(again)
+    a, b = attribute(kept), attribute(again)
     np.testing.assert_allclose(b.parts["contribution"], a.parts["contribution"], atol=1e-5)
     np.testing.assert_allclose(b.sources, a.sources, atol=1e-6)
     assert b.deviation <= 1e-3

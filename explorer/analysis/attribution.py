@@ -177,8 +177,30 @@ def logit_attribution(
     token: int | str | None = None,
     *,
     versus: int | str | None = None,
+) -> pd.DataFrame:
+    """Each part of the residual stream's direct share of `token`'s logit at `position`, one row
+    per part: component, kind, layer, head (−1 where not a head), contribution. The shares plus
+    `df.attrs["bias"]` (the final layer norm's bias term) add up to `df.attrs["logit"]`, the
+    model's own; `df.attrs` also names the token, the position and `deviation`. See `attribute`
+    for the same with each head's share through every key position (what the app draws)."""
+    found = attribute(analysis, position, token, versus=versus)
+    parts = found.parts.copy()
+    parts.attrs = {
+        key: getattr(found, key)
+        for key in ("position", "token_id", "token", "versus_id", "versus", "logit", "bias", "deviation")
+    }
+    return parts
+
+
+def attribute(
+    analysis: Analysis,
+    position: int = -1,
+    token: int | str | None = None,
+    *,
+    versus: int | str | None = None,
 ) -> Attribution:
-    """Each part of the residual stream's direct share of `token`'s logit at `position`.
+    """Each part of the residual stream's direct share of `token`'s logit at `position`, and
+    each head's share through every key position (`sources`).
 
     Parts, in stream order: "embed" (token and position embeddings as one row, as the captured
     stream holds them), then per layer L every head "L{L}H{h}" (C^h · W_O^h), "L{L} attn bias"

@@ -172,7 +172,7 @@ def attribution_flow_figure(
     `max_edges`). With `parts`, the nodes at `position` are sized by the embedding's (row 0) and
     each MLP's (row L + 1) share.
 
-    sources: [layer, head, key] from `logit_attribution(...).sources`.
+    sources: [layer, head, key] from `attribute(...).sources`.
     """
     src = np.asarray(sources, dtype=np.float32)
     n_layer, n_head, n_pos = src.shape

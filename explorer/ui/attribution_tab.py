@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from explorer.analysis.attribution import logit_attribution
+from explorer.analysis.attribution import attribute
 from explorer.attribution_views import (
     attribution_summary,
     head_from_click,
@@ -166,7 +166,7 @@ def _wire_drawing(ctx: Context, tab: WhyTab, tabs: gr.Tabs) -> None:
             position = clamp_or_last(query, analysis.n_pos)
             top = predictions(analysis, position)
             target, other = resolve_token(analysis, token, top), resolve_token(analysis, versus, top)
-            attr = logit_attribution(analysis, position, target, versus=other)
+            attr = attribute(analysis, position, target, versus=other)
         except ExplorerError as err:
             return _problem(ctx, tab, err)
         figs = why_figures(analysis, attr, _fraction(threshold))
