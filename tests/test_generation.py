@@ -452,3 +452,51 @@ def test_the_chosen_label_is_escaped_text_or_says_it_is_an_id(tiny):
 )
 def test_percent_keeps_two_significant_digits_for_tail_tokens(p, shown):
     assert views.percent(p) == shown
+
+
+# --------------------------------------------------------------------------- a Run's live frames
+
+
+def test_a_runs_live_data_is_what_its_figures_draw(tiny):
+    """The canvas data of a Run's frames (live.py) holds the rows, values and ticks of the figures
+    that the Run's last frame then draws, to the rounding a bar can show."""
+    from explorer.figures import live
+
+    session = GenerationSession(tiny, PROMPT, top_k=5, seed=2)
+    for _ in range(4):
+        result = session.step()
+    step_no = len(session.generated)
+    dist, fig = live.live_distribution(result, step_no), live.step_distribution(result, step_no)
+    assert dist["title"] == f"Step {step_no}: the next-token distribution"
+    names = [row[0] for row in dist["rows"]]
+    assert names == [str(t) for t in dict.fromkeys([*result.raw_top["token"], *result.warped_top["token"]])]
+    for trace, k in zip(fig.data, (1, 2), strict=True):  # model, then after the settings
+        by_row = dict(zip(np.asarray(trace.y).tolist(), np.asarray(trace.x).tolist(), strict=True))
+        for i, row in enumerate(dist["rows"]):
+            assert (row[k] is None) == (i not in by_row)
+            if row[k] is not None:
+                assert row[k] == pytest.approx(by_row[i], abs=1e-6)
+    assert [row[3] for row in dist["rows"]].count(True) == (1 if not dist["note"] else 0)
+
+    pattern = session.last_pattern  # [layer, head, key]
+    tokens = [f"t{i}" for i in range(result.position + 1)]
+    for head in (None, 1):
+        attn = live.live_attention(pattern, tokens, result, 1, head)
+        row = pattern[1].mean(0) if head is None else pattern[1, head]
+        np.testing.assert_allclose(attn["values"], row[: result.position + 1], atol=1e-5)
+        assert attn["subtitle"].endswith("mean over heads" if head is None else "head 1")
+        assert len(attn["ticks"]) <= live.GEN_TICK_LABELS and attn["ticks"][0] == [0, "t0"]
+
+    line = live.live_timeline(session)
+    assert line["p"] == pytest.approx([h.prob for h in session.history], abs=1e-5)
+    assert line["h"] == pytest.approx([h.entropy for h in session.history], abs=1e-4)
+    assert [t for _, t in line["ticks"]] == [h.display for h in session.history]
+
+
+def test_live_text_stays_text():
+    """Token text reaches the canvas as it is (never parsed as HTML), and the frame's JSON
+    escapes '<' so that it can sit in an HTML component's value."""
+    from explorer.ui.generate_run import _json
+
+    raw = _json({"rows": [["<img src=x onerror=alert(1)>", 0.5, None, True]]})
+    assert "<" not in raw and "\\u003cimg" in raw

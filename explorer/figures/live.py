@@ -9,8 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer import views
-from explorer.figures.base import _esc, message_figure
-from explorer.figures.generation import distribution_figure, timeline_figure, timeline_ticks
+from explorer.figures.base import message_figure
+from explorer.figures.generation import distribution_figure, timeline_figure
 from explorer.figures.heads import attention_row_figure
 from explorer.model.capture import display_tokens
 from explorer.model.generation import TOP_K_SHOWN, GenerationSession, StepResult
@@ -74,16 +74,66 @@ def timeline(gen: GenerationSession) -> go.Figure:
     )
 
 
-def timeline_tail(gen: GenerationSession, start: int) -> dict[str, Any]:
-    """What a Run appends to the timeline in the page: the points of the steps from `start` on
-    (x, p(chosen), entropy, escaped hover text) and the x axis's token ticks for every step."""
-    items = gen.history[start:]
+# --- what a Run's frames carry: compact data that static/run_stream.js draws on a canvas ------
+# Plotly redraws of these panels cost 90–210 ms each in Chromium on a 2-core machine (its text
+# measurements force layout over and over); a canvas draws them in a few milliseconds. Text is
+# raw (canvas text is never parsed as HTML); values are rounded only as far as a bar can show.
+
+
+def _ticks(tokens: Sequence[str], max_labels: int) -> list[list[Any]]:
+    """[position, token] for every k-th token, at most `max_labels` of them."""
+    step = max(1, -(-len(tokens) // max_labels))
+    return [[i, str(tokens[i])] for i in range(0, len(tokens), step)]
+
+
+def _rounded(values: Any, digits: int = 5) -> list[float]:
+    return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
+
+
+def live_distribution(result: StepResult, step_no: int) -> dict[str, Any]:
+    """The step's distribution in the figure's rows (step_distribution): [token, p from the model,
+    p after the settings (None where a token is in one list only), chosen]."""
+    raw, warped = result.raw_top, result.warped_top
+    p_raw = dict(zip(raw["token_id"].tolist(), raw["prob"].tolist(), strict=True))
+    p_warped = dict(zip(warped["token_id"].tolist(), warped["prob"].tolist(), strict=True))
+    names = dict(zip(raw["token_id"].tolist(), raw["token"].astype(str).tolist(), strict=True))
+    names |= dict(zip(warped["token_id"].tolist(), warped["token"].astype(str).tolist(), strict=True))
+    ids = list(dict.fromkeys([*p_raw, *p_warped]))
+    rows = [[names[i], _r(p_raw.get(i)), _r(p_warped.get(i)), i == result.token_id] for i in ids]
+    note = (
+        ""
+        if result.token_id in names
+        else f"chosen '{result.display}' (id {result.token_id}) is not among these bars"
+    )
+    return {"title": f"Step {step_no}: the next-token distribution", "note": note, "rows": rows}
+
+
+def _r(p: float | None) -> float | None:
+    return None if p is None else round(float(p), 6)
+
+
+def live_attention(
+    pattern: np.ndarray, tokens: Sequence[str], result: StepResult, layer: int, head: int | None
+) -> dict[str, Any]:
+    """new_token_attention's data: the newest token's attention row over its keys."""
+    row = pattern[layer].mean(0) if head is None else pattern[layer, head]
+    n = result.position + 1
+    which = "mean over heads" if head is None else f"head {head}"
     return {
-        "x": list(range(start, len(gen.history))),
-        "p": [h.prob for h in items],
-        "h": [h.entropy for h in items],
-        "text": _esc([h.display for h in items]),
-        "ticks": timeline_ticks([h.display for h in gen.history], GEN_TICK_LABELS),
+        "title": f"New token '{result.display}'",
+        "subtitle": f"its attention in layer {layer}, {which}",
+        "values": _rounded(row[:n]),
+        "ticks": _ticks(list(tokens)[:n], GEN_TICK_LABELS),
+    }
+
+
+def live_timeline(gen: GenerationSession) -> dict[str, Any]:
+    """timeline's data: p(chosen) and entropy (bits) per step, and the token ticks."""
+    items = gen.history
+    return {
+        "p": _rounded([h.prob for h in items]),
+        "h": _rounded([h.entropy for h in items], 4),
+        "ticks": _ticks([h.display for h in items], GEN_TICK_LABELS),
     }
 
 

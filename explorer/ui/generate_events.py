@@ -87,15 +87,23 @@ def token_names(session: Session, gen: GenerationSession, ids: Sequence[int]) ->
     return [known[i] for i in ids]
 
 
-def attention_figure(
+def attention_parts(
     session: Session, gen: GenerationSession, result: StepResult, layer: Any, head: Any
-) -> Any:
-    """The attention row of the step shown, always the newest token (see state.remember)."""
+) -> tuple[Any, list[str], StepResult, int, int | None]:
+    """What the attention row of the step shown is drawn from (always the newest token, see
+    state.remember): the pattern [layer, head, key], the key tokens' names, the step, the layer
+    and the head (None: the mean over heads)."""
     pattern = gen.last_pattern  # [layer, head, key]
     layer = clamp(layer, pattern.shape[0])
     head_i = None if head in (None, -1, "-1") else clamp(head, pattern.shape[1])
     names = token_names(session, gen, gen.ids[: result.position + 1])
-    return live.new_token_attention(pattern, names, result, layer, head_i)
+    return pattern, names, result, layer, head_i
+
+
+def attention_figure(
+    session: Session, gen: GenerationSession, result: StepResult, layer: Any, head: Any
+) -> Any:
+    return live.new_token_attention(*attention_parts(session, gen, result, layer, head))
 
 
 def generation_view(
@@ -236,7 +244,7 @@ class _Handlers:
         settings, pace = (greedy, temperature, top_k, top_p, seed), seconds_per_token(speed)
         run_id = page_run(run_of)
         if run_id is not None:  # the page: frames at the display's pace, then the full view
-            yield from PageRun(self, attention_figure)(
+            yield from PageRun(self, attention_parts)(
                 prompt, session, settings, count, (layer, head), pace, run_id
             )
             return
@@ -374,12 +382,14 @@ def wire_generate_tab(ctx: Context, tab: GenerateTab) -> None:
     tab.api_run.click(
         guard_stream(h.run), run_inputs, outputs, api_name="run", api_visibility="public", **limit
     )
+    plots = {tab.dist, tab.attn, tab.timeline}  # the page's Run draws these itself (generate_run)
     run_event = tab.run.click(
         guard_stream(h.run),
         [*run_inputs, tab.speed, tab.run_of],
-        [*outputs, tab.stream],
+        [*(c for c in outputs if c not in plots), tab.stream],
         js=static("run_start.js"),
         api_visibility="private",
+        show_progress="hidden",
         **limit,
     )
     run_event.then(None, js="() => window.aeRun && window.aeRun.end()")

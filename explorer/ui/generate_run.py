@@ -1,8 +1,10 @@
 """Run as the page shows it: the model goes as fast as asked, the page is sent at most
 DISPLAY_HZ small frames a second, each carrying the tokens since the one before, and
-static/run_stream.js draws them in place (the new tokens appended to the text, the distribution
-and the new token's attention redrawn in their own plots, points appended to the timeline). The
-Run's last reply is the full view, exactly what Step shows. Stop marks the session (a tiny handler
+static/run_stream.js draws them in place: the new tokens appended to the text; the distribution,
+the new token's attention and the timeline on canvases laid over their plots (a few ms each,
+where a Plotly redraw took 90–210 ms). The Run's last frame carries the full figures of the step
+it ended on, which the page draws into the plots one per task; the last reply has the rest of
+the full view (text, summary, selectors), exactly what Step shows. Stop marks the session (a tiny handler
 outside the queue) and the loop reads the mark before each token, so the server stops at once.
 
 API callers (gradio_client) send no run number and get one full reply per token, as before.
@@ -31,6 +33,8 @@ class RunMarks:
     """The page's Run numbers for a session: a Run stops once Stop has marked its number."""
 
     stop_upto: int = 0
+    # When a Stop reached the server and how many tokens the session had then (bench/run.py).
+    stop_seen: tuple[float, int] | None = None
 
 
 def marks(session: Session) -> RunMarks:
@@ -57,6 +61,8 @@ def request_stop(session: Session, run_of: Any) -> None:
     if run_id is not None and isinstance(session, Session):
         mark = marks(session)
         mark.stop_upto = max(mark.stop_upto, run_id)
+        gen = session.generation
+        mark.stop_seen = (time.time(), len(gen.generated) if gen is not None else 0)
 
 
 def seconds_per_token(speed: Any) -> float:
@@ -85,7 +91,6 @@ class Progress:
     base: int  # tokens generated before this Run
     count: int  # tokens asked for
     started: float
-    full_timeline: bool  # the page shows no timeline yet: frames carry the whole figure
     prompt: str | None  # the prompt's text, when the page's text must start afresh
     frames: int = 0
     covered: int = 0  # tokens since the last frame
@@ -96,10 +101,11 @@ def _json(payload: dict[str, Any]) -> str:
     return str(plotly_json.to_json_plotly(payload)).replace("<", "\\u003c")
 
 
-def frame(run: Progress, gen: GenerationSession, result: StepResult, attention: Any) -> str:
+def frame(run: Progress, gen: GenerationSession, result: StepResult, attention: tuple[Any, ...]) -> str:
     """A frame for run_stream.js, as JSON: this Run's tokens (text, forced), the newest step's
-    distribution and attention figures, this Run's timeline points and a line for the page.
-    Cumulative over the Run, so that a frame the page never drew loses nothing."""
+    distribution and attention row and the timeline as data for the page's canvas (live.py),
+    and a line for the page. Cumulative over the Run, so that a frame the page never drew loses
+    nothing."""
     made = len(gen.generated) - run.base
     elapsed = max(time.monotonic() - run.started, 1e-6)
     each = "1 token" if run.covered == 1 else f"{run.covered} tokens"
@@ -115,21 +121,24 @@ def frame(run: Progress, gen: GenerationSession, result: StepResult, attention: 
             "done": False,
             "base": run.base,
             "tokens": [[p, h.forced] for p, h in zip(pieces, gen.history[run.base :], strict=True)],
-            "dist": live.step_distribution(result, len(gen.generated)).to_plotly_json(),
-            "attn": attention.to_plotly_json(),
-            "timeline": live.timeline_tail(gen, run.base),
             "prompt": run.prompt,
-            "timeline_full": live.timeline(gen).to_plotly_json() if run.full_timeline else None,
+            "dist": live.live_distribution(result, len(gen.generated)),
+            "attn": live.live_attention(*attention),
+            "timeline": live.live_timeline(gen),
         }
     )
 
 
-def last_frame(run: Progress, gen: GenerationSession) -> str:
-    """The frame that ends a Run: only the line; the Run's last reply draws the full view."""
+def last_frame(run: Progress, gen: GenerationSession, figures: dict[str, Any]) -> str:
+    """The frame that ends a Run: the line, and the full figures of the step it ended on, which
+    the page draws in place of its canvas (Plotly.react, one plot per task). The Run's last reply
+    carries the text and the step's summary but not these figures: Gradio would redraw all three
+    in one task (0.5–0.8 s in Chromium), after Stop."""
     made = len(gen.generated) - run.base
     elapsed = max(time.monotonic() - run.started, 1e-6)
     line = f"Run: {made} tokens in {elapsed:.1f} s ({made / elapsed:.1f} tokens/s), {run.frames} updates."
-    return _json({"run": run.run_id, "line": line, "done": True})
+    shown = {name: fig.to_plotly_json() for name, fig in figures.items()}
+    return _json({"run": run.run_id, "line": line, "done": True, "figures": shown})
 
 
 class PageRun:
@@ -178,8 +187,11 @@ class PageRun:
         if result is None:  # stopped before its first token: the step shown before
             result = session.steps.get(len(gen.ids) - 1) if gen.generated else None
         out = h.respond(session, gen, result, *view, fresh_run)
+        # The plots are not this event's outputs (fewer outputs, less of Gradio's work per event):
+        # the last frame carries their figures; stopped before a token, they show that step already.
+        figures = {"dist": out.pop(tab.dist), "attn": out.pop(tab.attn), "timeline": out.pop(tab.timeline)}
         if run is not None:
-            out[tab.stream] = last_frame(run, gen)
+            out[tab.stream] = last_frame(run, gen, figures)
         yield out
 
     def start(
@@ -187,7 +199,7 @@ class PageRun:
     ) -> Progress:
         base = len(gen.generated) - 1
         text = gen.tokenizer.decode(gen.ids[: gen.prompt_len]) if fresh or base == 0 else None
-        return Progress(run_id, base, count, time.monotonic(), full_timeline=base == 0, prompt=text)
+        return Progress(run_id, base, count, time.monotonic(), prompt=text)
 
     def update(
         self,
