@@ -50,6 +50,43 @@ def test_the_store_drops_the_least_recently_used_beyond_its_budget(tiny) -> None
     assert tiny_store.get(keys[0]) is analyses[0]
 
 
+def test_a_shared_analysis_figure_is_made_once_and_leaves_with_its_analysis(tiny) -> None:
+    analyses = [analyze(tiny, p) for p in PROMPTS[:3]]
+    size = max(analysis_bytes(a) for a in analyses)
+    store = AnalysisStore(budget=int(2.5 * size))
+    keys = [AnalysisKey("tiny", p, None) for p in PROMPTS[:3]]
+    store.put(keys[0], analyses[0])
+    made: list[int] = []
+
+    def make() -> tuple[str, int]:
+        made.append(1)
+        return "figure-json", 1000
+
+    assert store.figure(keys[0], "overview", make) == store.figure(keys[0], "overview", make) == "figure-json"
+    assert len(made) == 1 and store.figures_made == 1  # the second session got the same one
+    assert store.nbytes == analysis_bytes(analyses[0]) + 1000  # figures count against the budget
+    assert store.figure(None, "overview", make) == "figure-json" and len(made) == 2  # no key: not kept
+    store.put(keys[1], analyses[1])
+    store.put(keys[2], analyses[2])  # over the budget: key 0 leaves, and its figures with it
+    assert store.get(keys[0]) is None
+    assert store.nbytes == analysis_bytes(analyses[1]) + analysis_bytes(analyses[2])
+    store.figure(keys[0], "overview", make)
+    assert len(made) == 3 and store.nbytes <= store.budget  # made again, not kept for a dropped analysis
+
+
+def test_sessions_of_one_example_are_sent_the_same_figures(tiny_path: Path) -> None:
+    """Two pages analyzing the same prompt: the overview and the head are made once."""
+    with serve(str(tiny_path)) as (demo, url):
+        ctx = context_of(demo)
+        a, b = Client(url, verbose=False), Client(url, verbose=False)
+        first = a.predict(PROMPTS[0], 1, 0, False, api_name="/analyze")
+        made = ctx.analyses.figures_made
+        second = b.predict(PROMPTS[0], 1, 0, False, api_name="/analyze")
+        assert ctx.analyses.figures_made == made  # nothing made again
+        assert ctx.analyses.computed == 1
+        assert [str(x)[:2000] for x in first] == [str(x)[:2000] for x in second]
+
+
 def test_a_shared_analysis_is_computed_once_and_cannot_be_written(tiny) -> None:
     store = AnalysisStore(budget=1 << 30)
     key = AnalysisKey("tiny", PROMPTS[0], None)

@@ -157,6 +157,10 @@ def test_generate_five_tokens_force_one_and_rewind(page: Any) -> None:
     page.locator("#ae-n input[type=number]").press("Enter")
     page.get_by_role("button", name="Run", exact=True).click()
     x(page.locator("#ae-gen-text .ae-gen")).to_have_count(7, timeout=T)
+    x(page.locator("canvas.ae-live")).to_have_count(0, timeout=T)  # the Run's last figures are drawn
+    page.wait_for_function(
+        "() => document.querySelector('#ae-timeline .js-plotly-plot')._fullData[0].x.length === 7", timeout=T
+    )
     x(page.locator("#ae-timeline .js-plotly-plot .scatterlayer").first).to_be_visible()
     assert [t["type"] for t in plot_json(page, "#ae-timeline")["data"]] == ["scatter", "scatter"]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from explorer import figures, views
 from explorer.analysis.arithmetic import breakdown
@@ -32,7 +33,12 @@ class Selection:
 
     def outputs(self, session: Session, layer: int, head: int, query: int, mean: bool) -> dict[Any, Any]:
         analysis = require_analysis(self.ctx, session)
-        fig, note = figures.head_detail(analysis, layer, None if mean else head, query)
+        which = None if mean else head
+        fig, note = self.ctx.analyses.figure(
+            session.analysis_key,
+            ("detail", layer, which, query),
+            lambda: sent(*figures.head_detail(analysis, layer, which, query)),
+        )
         bd = breakdown(analysis, layer, head, query)
         out: dict[Any, Any] = {
             self.detail: fig,
@@ -52,6 +58,13 @@ class AnalysisEvent:
     inputs: list[Any]
     outputs: list[Any]
     options: dict[str, Any] = field(default_factory=dict)  # concurrency and progress settings
+
+
+def sent(fig: Any, *rest: Any) -> tuple[tuple[Any, ...], int]:
+    """A figure as Gradio sends it (its JSON, made once, for AnalysisStore.figure), with what
+    comes with it, and its size in bytes."""
+    plot = PlotData(type="plotly", plot=fig.to_json())
+    return (plot, *rest), len(plot.plot) + sum(len(str(r)) for r in rest)
 
 
 def tokens_html(analysis: Analysis, query: int) -> str:
@@ -113,7 +126,9 @@ def wire_analysis(
             ctx.session: session,
             ctx.analyzed: analyzed + 1,
             bar.tokens: tokens_html(analysis, query),
-            overview: figures.analysis_overview(analysis),
+            overview: ctx.analyses.figure(key, "overview", lambda: sent(figures.analysis_overview(analysis)))[
+                0
+            ],
             ctx.layer: gr.update(
                 maximum=max(1, analysis.n_layer - 1), value=layer, interactive=analysis.n_layer > 1
             ),

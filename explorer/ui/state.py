@@ -30,6 +30,7 @@ MODEL_CHOICES = (
 )
 CONCURRENCY = 4  # requests of one kind served at once; the rest wait in the queue
 KEPT_STEPS = 64  # recent generation steps kept, to show again after a rewind
+FIGURES_PER_ANALYSIS = 48  # an analysis's figures kept for every session (AnalysisStore.figure)
 NO_ROW = np.zeros((0, 0, 0), dtype=np.float32)  # a kept step's attention row, not kept (see remember)
 
 # The tabs whose panels wait while hidden (see Session.shown_tab).
@@ -184,14 +185,56 @@ class AnalysisStore:
     def __init__(self, budget: int | None = None) -> None:
         self.budget = default_analysis_budget() if budget is None else int(budget)
         self._items: OrderedDict[AnalysisKey, tuple[Analysis, int]] = OrderedDict()
+        self._figures: dict[AnalysisKey, OrderedDict[Any, tuple[Any, int]]] = {}
         self._lock = threading.Lock()
         self._computing: dict[AnalysisKey, threading.Lock] = {}
         self.computed = 0  # analyses computed, for tests and logs
+        self.figures_made = 0  # figures made (not served from the store), for tests and bench
+
+    def figure(self, key: AnalysisKey | None, name: Any, make: Callable[[], tuple[Any, int]]) -> Any:
+        """A figure of the stored analysis `key`, made once (`make()` gives it and its size in
+        bytes) and then served to every session that shows it: a class that analyzes the same
+        example is sent the same overview. Figures count against the budget and leave with their
+        analysis; each analysis keeps its FIGURES_PER_ANALYSIS most recent ones."""
+        with self._lock:
+            held = self._figures.get(key) if key is not None and key in self._items else None
+            if held is not None and name in held:
+                held.move_to_end(name)
+                return held[name][0]
+        value, size = make()
+        self.figures_made += 1
+        with self._lock:
+            if key is None or key not in self._items:
+                return value
+            held = self._figures.setdefault(key, OrderedDict())
+            held[name] = (value, size)
+            while len(held) > FIGURES_PER_ANALYSIS:
+                held.popitem(last=False)
+        self._shrink()
+        return value
+
+    def _total(self) -> int:
+        figures = sum(s for held in self._figures.values() for _, s in held.values())
+        return sum(s for _, s in self._items.values()) + figures
+
+    def _shrink(self) -> None:
+        with self._lock:
+            total = self._total()
+            while total > self.budget and len(self._items) > 1:
+                dropped, (_, freed) = self._items.popitem(last=False)
+                freed += sum(s for _, s in self._figures.pop(dropped, {}).values())
+                total -= freed
+                log.info(
+                    "analysis budget: dropped %d MB (%s, %d chars)",
+                    freed >> 20,
+                    dropped.model,
+                    len(dropped.text),
+                )
 
     @property
     def nbytes(self) -> int:
         with self._lock:
-            return sum(size for _, size in self._items.values())
+            return self._total()
 
     def __len__(self) -> int:
         with self._lock:
@@ -211,16 +254,7 @@ class AnalysisStore:
         with self._lock:
             self._items[key] = (analysis, size)
             self._items.move_to_end(key)
-            total = sum(s for _, s in self._items.values())
-            while total > self.budget and len(self._items) > 1:
-                dropped, (_, freed) = self._items.popitem(last=False)
-                total -= freed
-                log.info(
-                    "analysis budget: dropped %d MB (%s, %d chars)",
-                    freed >> 20,
-                    dropped.model,
-                    len(dropped.text),
-                )
+        self._shrink()
         return analysis
 
     def compute(self, key: AnalysisKey, run: Callable[[], Analysis]) -> Analysis:

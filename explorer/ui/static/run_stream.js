@@ -254,7 +254,7 @@ const drawText = (f) => {
 const paint = () => {
   run.pending = false;
   const f = run.latest;
-  if (run.stopped || !f) return;
+  if (run.stopped || run.gotDone || !f) return;  // after the last frame, a late paint would cover again
   for (const name of Object.keys(PANELS)) {
     const t0 = performance.now(), canvas = cover(name);
     if (canvas && f[name]) DRAW[name](canvas, f[name]);
@@ -263,20 +263,22 @@ const paint = () => {
 };
 // The Run's end: the real figures into their plots, one per task, each uncovered once drawn.
 const plotIn = (sel) => document.querySelector(sel + ' .js-plotly-plot');
-const react = (sel, fig) => {
-  const gd = plotIn(sel);
-  if (!gd || !fig || !window.Plotly) return;
+const react = async (sel, fig) => {  // as Gradio's Plot draws a new value: react, then resize
+  const gd = plotIn(sel), P = window.Plotly;
+  if (!gd || !fig || !P) return;
   const layout = Object.assign({}, fig.layout, {autosize: true});
   layout.margin = Object.assign({}, layout.margin || {}, {autoexpand: true});
-  window.Plotly.react(gd, fig.data, layout, {responsive: true});
+  await P.react(gd, fig.data, layout, {responsive: true});
+  await P.Plots.resize(gd);
 };
 const finish = (figures) => {
   const queue = Object.keys(PANELS).filter((name) => figures[name]);
-  const next = () => {
+  const next = async () => {
     const name = queue.shift();
     if (!name) return;
     const t0 = performance.now();
-    try { react(PANELS[name], figures[name]); } finally { uncover(name); }
+    try { await react(PANELS[name], figures[name]); } catch (err) { /* the plot as it was */ }
+    uncover(name);  // only once the figure is drawn and sized: clicks then land where they look
     const took = logDraw(name, t0);
     if (queue.length) setTimeout(next, Math.max(16, took));  // the page free between the plots
   };
