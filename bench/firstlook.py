@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from bench.browser import EXPLORER_DRAWN, IDLE, MARK_DRAWN, NEXT_FRAME, NOT_LOCAL, chromium
+from bench.browser import EXPLORER_DRAWN, IDLE, MARK_DRAWN, NOT_LOCAL, chromium
 from bench.common import Row, Settings, fmt_bytes, fmt_s, prompt
 
 OPEN_GOAL_S = 3.0
@@ -40,6 +40,28 @@ CLICK_TILE = """() => {
   const gd = document.querySelector('#ae-overview .js-plotly-plot');
   gd.emit('plotly_click', {points: [{x: 1, y: 1, data: gd.data[0]}]});
 }"""
+
+
+# Click → drawn, timed in the page (performance.now()): `act` (a function's source) runs at t0, then
+# each animation frame checks `drawn`, and one more frame lets it paint. Playwright's own round
+# trips (its click's actionability checks, each wait's polling) are not a user's wait.
+TIMED = """async ({act, drawn}) => {
+  const fn = (src) => new Function('return (\\n' + src + '\\n)()');
+  const isDrawn = fn(drawn), frame = () => new Promise((r) => requestAnimationFrame(r));
+  const t0 = performance.now();
+  fn(act)();
+  while (!isDrawn()) await frame();
+  await frame(); await frame();
+  return (performance.now() - t0) / 1000;
+}"""
+# Page open, timed in the page too: from navigation start (performance's time origin) to the
+# frame after both figures are first drawn, polled each animation frame from the first script.
+OPEN_TIMER = """
+window.__aeBefore = [];
+(() => { const poll = () => { try { if ((%s)()) { requestAnimationFrame(() => requestAnimationFrame(() => {
+  window.__aeOpenDrawn = performance.now() / 1000; })); return; } } catch (e) {} requestAnimationFrame(poll); };
+  requestAnimationFrame(poll); })();
+"""
 
 
 class Traffic:
@@ -85,12 +107,13 @@ def open_page(browser: Any, url: str, timeout_s: float = 120) -> dict[str, Any]:
     page = context.new_page()
     page.route(NOT_LOCAL, lambda route: route.abort())
     traffic = Traffic(page)
-    page.add_init_script("window.__aeBefore = [];")
+    page.add_init_script(OPEN_TIMER % EXPLORER_DRAWN)
     start = time.perf_counter()
     page.goto(url, wait_until="commit")
-    page.wait_for_function(EXPLORER_DRAWN, polling="raf", timeout=timeout_s * 1000)
-    page.evaluate(NEXT_FRAME)
-    drawn = time.perf_counter() - start
+    page.wait_for_function(
+        "() => window.__aeOpenDrawn !== undefined", polling="raf", timeout=timeout_s * 1000
+    )
+    drawn = float(page.evaluate("() => window.__aeOpenDrawn"))
     first_join = traffic.joins[0] - start if traffic.joins else None
     settle(page, timeout_s)
     return {
@@ -106,16 +129,13 @@ def open_page(browser: Any, url: str, timeout_s: float = 120) -> dict[str, Any]:
 
 
 def timed_path(
-    page: Any, traffic: Traffic, act: Any, drawn_js: str, timeout_s: float = 120
+    page: Any, traffic: Traffic, act: str, drawn_js: str, timeout_s: float = 120
 ) -> dict[str, Any]:
     page.evaluate("() => { window.__aeLong = []; }")
     page.evaluate(MARK_DRAWN)
     traffic.mark()
     start = time.perf_counter()
-    act()
-    page.wait_for_function(drawn_js, polling="raf", timeout=timeout_s * 1000)
-    page.evaluate(NEXT_FRAME)
-    seconds = time.perf_counter() - start
+    seconds = float(page.evaluate(TIMED, {"act": act, "drawn": drawn_js}))
     reply = traffic.first_reply - start if traffic.first_reply else None
     settle(page, timeout_s)
     return {
@@ -130,15 +150,13 @@ def timed_path(
 def user_paths(page: Any, traffic: Traffic, text: str) -> dict[str, dict[str, Any]]:
     """On an opened, settled page: Analyze, then a tile click, then a token click."""
 
-    def analyze() -> None:
-        page.locator("#ae-prompt textarea").fill(text)
-        page.locator("#ae-analyze").click()
-
-    chip = page.locator("#ae-tokens [data-pos]").nth(2)
+    page.locator("#ae-prompt textarea").fill(text)  # typing is the user's time, not the wait
+    settle(page, 120)
+    click = "() => document.querySelector('%s').click()"
     return {
-        "analyze": timed_path(page, traffic, analyze, EXPLORER_DRAWN),
-        "tile": timed_path(page, traffic, lambda: page.evaluate(CLICK_TILE), DETAIL_DRAWN),
-        "token": timed_path(page, traffic, chip.click, DETAIL_DRAWN),
+        "analyze": timed_path(page, traffic, click % "#ae-analyze", EXPLORER_DRAWN),
+        "tile": timed_path(page, traffic, CLICK_TILE, DETAIL_DRAWN),
+        "token": timed_path(page, traffic, click % '#ae-tokens [data-pos="2"]', DETAIL_DRAWN),
     }
 
 

@@ -114,7 +114,7 @@
       P.relayout(gd, update);
     }
   };
-  window.aeLecture = (on) => { document.body.classList.toggle('ae-lecture', on); rescalePlots(); repointGradients(); };
+  window.aeLecture = (on) => { document.body.classList.toggle('ae-lecture', on); document.documentElement.classList.toggle('ae-lecture', on); rescalePlots(); repointGradients(); };
 
   // --- Colour bars: Plotly fills them with url(<page address>#id); once the address changes
   // (a toggle writes the view into it) that points nowhere. Point every fill at this address.
