@@ -35,15 +35,29 @@ const logDraw = (name, t0) => {
 };
 
 // --- the canvases --------------------------------------------------------------------------------
-// The panels' sizes, read once at the click, while the page's layout is still clean: read during
-// a Run, after Gradio has changed the page, the same read forced a layout of 50–100 ms.
-function measure() {
-  const sizes = {};
+// The panels' sizes, kept by a ResizeObserver (it reports after layout, so reading them never
+// forces one): read at the Run's click, or in its first frame, the same read forced a layout of
+// the page, 50–100 ms of the Run's longest task.
+const sizes = {}, names = new WeakMap();
+const observer = new ResizeObserver((entries) => {
+  for (const e of entries) {
+    const box = e.borderBoxSize && e.borderBoxSize[0];
+    sizes[names.get(e.target)] = box ? [box.inlineSize, box.blockSize] : [e.target.offsetWidth, e.target.offsetHeight];
+  }
+});
+const watchPanels = (tries) => {  // the tab's plots mount with it, maybe a moment after this script
+  let missing = false;
   for (const [name, sel] of Object.entries(PANELS)) {
     const block = document.querySelector(sel);
-    if (block) sizes[name] = [block.clientWidth, block.clientHeight];
+    if (block && !names.has(block)) { names.set(block, name); observer.observe(block); }
+    missing = missing || !block;
   }
-  return sizes;
+  if (missing && tries > 0) setTimeout(() => watchPanels(tries - 1), 250);
+};
+watchPanels(40);
+function measure() {
+  watchPanels(0);  // a panel Gradio mounted anew since
+  return Object.assign({}, sizes);
 }
 const cover = (name) => {
   const block = document.querySelector(PANELS[name]);
