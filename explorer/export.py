@@ -2,12 +2,35 @@
 
 Pure functions from engine results to bytes (or a written file); no gradio here.
 
-    head_csv(analysis, layer, head)       one head's attention, one row per (query, key ≤ query)
+    head_csv(analysis, layer, head)       one head's attention (head None: the mean over the layer's
+                                          heads), one row per (query, key ≤ query)
     attention_npz(analysis)               every head's pattern [layer, head, query, key] and the tokens
     write_attention_npz(analysis, path)   the same, written as it is made (one layer in memory at a time)
-    breakdown_csv(bd) / breakdown_json(bd) the Q/K/V arithmetic of one layer, head and query
-    history_csv(items) / history_json(items, ...) the generated tokens, one row per step
+    breakdown_csv(bd, analysis) / breakdown_json(bd, analysis)  the Q/K/V arithmetic of one layer,
+                                          head and query
+    history_csv(items, tokenizer) / history_json(items, tokenizer, ...)  the generated tokens, one
+                                          row per step
     export_report(analysis, path, ...)    one self-contained HTML file that opens with no network
+
+Tokens are written twice. `token` (and `query_token`, `key_token`) is the token's exact text: its
+bytes decoded as UTF-8, so " cat" is " cat" (a token holding only part of a character reads
+U+FFFD, as the tokenizer decodes it alone). `display` (and `query_display`, `key_display`) is the
+form the app shows: "␣cat", "↵" for a newline, "\\xe2\\x80" for part of a character. The columns:
+
+    head CSV       layer, head, query, query_token, query_display, query_token_id,
+                   key, key_token, key_display, key_token_id, weight
+                   head is the head's number, or "mean" for the mean over the layer's heads; weight
+                   is the model's float32 value, or for the mean the float64 mean of the heads' ones
+    breakdown CSV  key, token, display, token_id, score, scaled, weight
+    history CSV    position, token_id, token, display, prob, warped_prob, entropy_bits, forced
+
+The breakdown JSON has `tokens` (exact), `displays` and `token_ids`, and its top-k `logits` rows a
+token and a display each; the history JSON's steps have a token and a display each.
+
+CSV text stays safe to open in a spreadsheet: a cell that would start a formula (=, +, -, @, a tab
+or a carriage return, after any number of ') is written with one ' in front, as OWASP advises for
+CSV injection. `cell_text` takes it off again: `pd.read_csv(f, converters={"token": cell_text})`
+reads every token back exactly.
 
 The report inlines plotly.js from the installed plotly package, so it draws its figures offline.
 Every piece of user text in it goes through `views.esc`; figure JSON is escaped by Plotly itself.
@@ -19,6 +42,7 @@ import datetime as dt
 import io
 import json
 import math
+import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -33,30 +57,73 @@ import plotly.io as pio
 from explorer import __version__, figures, views
 from explorer.analysis import arithmetic
 from explorer.analysis.arithmetic import STEPS, Breakdown
-from explorer.model.capture import Analysis
+from explorer.model.capture import Analysis, token_bytes
 from explorer.model.generation import HistoryItem
 
 REPORT_MAX_POS = 256  # beyond this the report's head figure shows a window of query rows
 
-HEAD_COLUMNS = ("query", "query_token", "query_token_id", "key", "key_token", "key_token_id", "weight")
-HISTORY_COLUMNS = ("position", "token_id", "token", "prob", "warped_prob", "entropy_bits", "forced")
+HEAD_COLUMNS = (
+    *("layer", "head"),
+    *("query", "query_token", "query_display", "query_token_id"),
+    *("key", "key_token", "key_display", "key_token_id"),
+    "weight",
+)
+BREAKDOWN_COLUMNS = ("key", "token", "display", "token_id", "score", "scaled", "weight")
+HISTORY_COLUMNS = (
+    *("position", "token_id", "token", "display"),
+    *("prob", "warped_prob", "entropy_bits", "forced"),
+)
+MEAN = "mean"  # the head column, and the name, of the mean over a layer's heads
+NO_MEAN_STEPS = "a mean over heads has no steps of its own"
+
+# What a spreadsheet reads as the start of a formula, after any ' (see spreadsheet_safe).
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` as a CSV cell no spreadsheet runs as a formula: one ' in front where it would."""
+    return "'" + text if _FORMULA.match(text) else text
+
+
+def cell_text(cell: str) -> str:
+    """The exact text of a CSV cell written by `spreadsheet_safe`."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
+
+
+def token_texts(tokenizer: Any, ids: Any) -> tuple[str, ...]:
+    """Each token's exact text: its bytes as UTF-8 (U+FFFD where they hold part of a character)."""
+    return tuple(token_bytes(tokenizer, int(i)).decode("utf-8", "replace") for i in ids)
 
 
 # --- tables ------------------------------------------------------------------------------
 
 
-def head_table(analysis: Analysis, layer: int, head: int) -> pd.DataFrame:
-    """One head's attention in long form: every (query, key) pair with key ≤ query."""
-    pattern = analysis.exact_pattern(layer, head)  # [query, key] as the model computed it
+def head_pattern(analysis: Analysis, layer: int, head: int | None) -> np.ndarray:
+    """[query, key]: one head's pattern as the model computed it (float32), or for head None the
+    mean over the layer's heads of those patterns (float64)."""
+    if head is None:
+        return analysis.exact_pattern(layer).mean(axis=0, dtype=np.float64)
+    return analysis.exact_pattern(layer, head)
+
+
+def head_table(analysis: Analysis, layer: int, head: int | None) -> pd.DataFrame:
+    """One head's attention (head None: the layer's mean) in long form: every (query, key) pair
+    with key ≤ query."""
+    pattern = head_pattern(analysis, layer, head)
     query, key = np.tril_indices(analysis.n_pos)
-    tokens = np.asarray(analysis.tokens, dtype=object)
+    texts = np.asarray(token_texts(analysis.tokenizer, analysis.token_ids), dtype=object)
+    displays = np.asarray(analysis.tokens, dtype=object)
     return pd.DataFrame(
         {
+            "layer": layer,
+            "head": MEAN if head is None else head,
             "query": query,
-            "query_token": tokens[query],
+            "query_token": texts[query],
+            "query_display": displays[query],
             "query_token_id": analysis.token_ids[query],
             "key": key,
-            "key_token": tokens[key],
+            "key_token": texts[key],
+            "key_display": displays[key],
             "key_token_id": analysis.token_ids[key],
             "weight": pattern[query, key],
         },
@@ -64,39 +131,64 @@ def head_table(analysis: Analysis, layer: int, head: int) -> pd.DataFrame:
     )
 
 
-def history_table(items: Sequence[HistoryItem]) -> pd.DataFrame:
-    """The generated tokens, one row per step: position, id, token, model p, p after the sampling
-    settings, entropy, forced. The numbers are GenerationSession's float64 ones; CSV and JSON write
-    each in full (the shortest repr that reads back to the same float)."""
-    return pd.DataFrame(
-        {
-            "position": [h.position for h in items],
-            "token_id": [h.token_id for h in items],
-            "token": [h.display for h in items],
-            "prob": [h.prob for h in items],
-            "warped_prob": [h.warped_prob for h in items],
-            "entropy_bits": [h.entropy for h in items],
-            "forced": [h.forced for h in items],
-        },
-        columns=list(HISTORY_COLUMNS),
-    )
+def breakdown_table(bd: Breakdown, analysis: Analysis) -> pd.DataFrame:
+    """The attention row of one query (Breakdown.table), each key's token as text and as shown."""
+    _check_same(bd, analysis)
+    n = bd.query + 1
+    ids = analysis.token_ids[:n]
+    table = bd.table().rename(columns={"token": "display"})
+    table.insert(1, "token", token_texts(analysis.tokenizer, ids))
+    table.insert(3, "token_id", ids)
+    return table[list(BREAKDOWN_COLUMNS)]
+
+
+def _check_same(bd: Breakdown, analysis: Analysis) -> None:
+    if bd.tokens != analysis.tokens:
+        raise ValueError("The breakdown was not made from this analysis: their tokens differ.")
+
+
+def history_table(items: Sequence[HistoryItem], tokenizer: Any | None = None) -> pd.DataFrame:
+    """The generated tokens, one row per step: position, id, token, display, model p, p after the
+    sampling settings, entropy, forced; without a tokenizer, no exact token text (the report shows
+    the display). The numbers are GenerationSession's float64 ones; CSV and JSON write each in full
+    (the shortest repr that reads back to the same float)."""
+    ids = [h.token_id for h in items]
+    columns = {
+        "position": [h.position for h in items],
+        "token_id": ids,
+        "token": None if tokenizer is None else list(token_texts(tokenizer, ids)),
+        "display": [h.display for h in items],
+        "prob": [h.prob for h in items],
+        "warped_prob": [h.warped_prob for h in items],
+        "entropy_bits": [h.entropy for h in items],
+        "forced": [h.forced for h in items],
+    }
+    return pd.DataFrame({name: values for name, values in columns.items() if values is not None})
 
 
 def _csv(table: pd.DataFrame) -> bytes:
-    return table.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    text = {c: _safe_cells(table[c]) for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])}
+    return table.assign(**text).to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
-def head_csv(analysis: Analysis, layer: int, head: int) -> bytes:
+def _safe_cells(cells: pd.Series) -> pd.Series:
+    """`spreadsheet_safe` on every text cell, each distinct text once (a head CSV of 1,024 tokens
+    has 525k rows)."""
+    changed = {v: spreadsheet_safe(v) for v in cells.unique() if isinstance(v, str) and _FORMULA.match(v)}
+    return cells.mask(cells.isin(list(changed)), cells.map(changed)) if changed else cells
+
+
+def head_csv(analysis: Analysis, layer: int, head: int | None) -> bytes:
     return _csv(head_table(analysis, layer, head))
 
 
-def breakdown_csv(bd: Breakdown) -> bytes:
-    """The attention row of one query: key, token, score, scaled, weight (Breakdown.table)."""
-    return _csv(bd.table())
+def breakdown_csv(bd: Breakdown, analysis: Analysis) -> bytes:
+    """The attention row of one query (see breakdown_table); `analysis` is the one `bd` was made from."""
+    return _csv(breakdown_table(bd, analysis))
 
 
-def history_csv(items: Sequence[HistoryItem]) -> bytes:
-    return _csv(history_table(items))
+def history_csv(items: Sequence[HistoryItem], tokenizer: Any) -> bytes:
+    return _csv(history_table(items, tokenizer))
 
 
 # --- arrays and JSON -----------------------------------------------------------------------
@@ -156,16 +248,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def breakdown_dict(bd: Breakdown) -> dict[str, Any]:
-    """Every step of the breakdown by its name, plus where it is and how it was checked."""
+def breakdown_dict(bd: Breakdown, analysis: Analysis) -> dict[str, Any]:
+    """Every step of the breakdown by its name, plus where it is and how it was checked; tokens as
+    exact text, as shown and as ids. `analysis` is the one `bd` was made from."""
+    _check_same(bd, analysis)
+    steps = {step.name: _jsonable(getattr(bd, step.name)) for step in STEPS}
+    top = bd.logits
+    texts = token_texts(analysis.tokenizer, top["token_id"])
+    steps["logits"] = [
+        {"token": text, "display": row.pop("token")} | row
+        for text, row in zip(texts, _jsonable(top), strict=True)
+    ]
     return {
         "layer": bd.layer,
         "head": bd.head,
         "query": bd.query,
-        "tokens": list(bd.tokens),
+        "tokens": list(token_texts(analysis.tokenizer, analysis.token_ids)),
+        "displays": list(bd.tokens),
+        "token_ids": analysis.token_ids.tolist(),
         "scaling": bd.scaling,
         "is_final": bd.is_final,
-        "steps": {step.name: _jsonable(getattr(bd, step.name)) for step in STEPS},
+        "steps": steps,
         "deviation": _jsonable(dict(bd.deviation)),
         "dtype": bd.dtype,  # the model's weights, whose numbers the deviations are measured against
     }
@@ -175,21 +278,25 @@ def _json(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
 
 
-def breakdown_json(bd: Breakdown) -> bytes:
-    return _json(breakdown_dict(bd))
+def breakdown_json(bd: Breakdown, analysis: Analysis) -> bytes:
+    return _json(breakdown_dict(bd, analysis))
 
 
 def history_json(
-    items: Sequence[HistoryItem], *, prompt: str | None = None, settings: Mapping[str, Any] | None = None
+    items: Sequence[HistoryItem],
+    tokenizer: Any,
+    *,
+    prompt: str | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The generated tokens (HistoryItem fields), with the prompt and sampling settings if given."""
-    return _json(
-        {
-            "prompt": prompt,
-            "settings": _jsonable(dict(settings or {})),
-            "steps": [_jsonable(asdict(h)) for h in items],
-        }
-    )
+    """The generated tokens (HistoryItem fields and each token's exact text), with the prompt and
+    sampling settings if given."""
+    texts = token_texts(tokenizer, [h.token_id for h in items])
+    steps = [
+        {"position": h.position, "token_id": h.token_id, "token": text} | _jsonable(asdict(h))
+        for h, text in zip(items, texts, strict=True)
+    ]
+    return _json({"prompt": prompt, "settings": _jsonable(dict(settings or {})), "steps": steps})
 
 
 def write(data: bytes | str, folder: Path | str, name: str) -> Path:
@@ -203,11 +310,19 @@ def write(data: bytes | str, folder: Path | str, name: str) -> Path:
     return path
 
 
-def file_stem(kind: str, layer: int | None = None, head: int | None = None, query: int | None = None) -> str:
-    """A download's name without extension, saying what it holds: 'attention-L2-H3-q7'."""
+def file_stem(
+    kind: str,
+    layer: int | None = None,
+    head: int | None = None,
+    query: int | None = None,
+    *,
+    mean: bool = False,
+) -> str:
+    """A download's name without extension, saying what it holds: 'attention-L2-H3-q7', or with
+    `mean` (the mean over the layer's heads, in place of the head) 'attention-L2-mean'."""
     parts = [kind]
     parts += [] if layer is None else [f"L{layer}"]
-    parts += [] if head is None else [f"H{head}"]
+    parts += [MEAN] if mean else [] if head is None else [f"H{head}"]
     parts += [] if query is None else [f"q{query}"]
     return "-".join(parts)
 
@@ -280,11 +395,14 @@ def _head_window(n_pos: int, query: int, rows: int = REPORT_MAX_POS) -> tuple[in
     return lo, lo + rows
 
 
-def _analysis_section(analysis: Analysis, layer: int, head: int, query: int) -> list[str]:
+def _analysis_section(analysis: Analysis, layer: int, head: int | None, query: int) -> list[str]:
+    """The overview and one head (None: the layer's mean over heads) around the query."""
     lo, hi = _head_window(analysis.n_pos, query)
-    detail = figures.head_figure(
-        analysis.pattern[layer, head, lo:hi, :hi], list(analysis.tokens[:hi]), layer, head, query
-    )
+    if head is None:
+        pattern = head_pattern(analysis, layer, None)[lo:hi, :hi]
+    else:
+        pattern = analysis.pattern[layer, head, lo:hi, :hi]
+    detail = figures.head_figure(pattern, list(analysis.tokens[:hi]), layer, head, query)
     detail.update_layout(height=640)
     overview = figures.overview_figure(analysis.pattern)
     overview.update_layout(
@@ -292,15 +410,16 @@ def _analysis_section(analysis: Analysis, layer: int, head: int, query: int) -> 
         height=int(np.clip(150 + 42 * analysis.n_layer, 380, 660)),
     )
     window = "" if (lo, hi) == (0, analysis.n_pos) else f" (query rows {lo}–{hi - 1} of {analysis.n_pos})"
+    which = "mean over heads" if head is None else f"head {head}"
     return [
         "<h2>Every head</h2>",
         _figure_html(overview, "ae-report-overview"),
-        f"<h2>Layer {layer}, head {head}{window}</h2>",
+        f"<h2>Layer {layer}, {which}{window}</h2>",
         _figure_html(detail, "ae-report-detail"),
     ]
 
 
-def _steps_section(bd: Breakdown) -> list[str]:
+def _steps_section(bd: Breakdown, mean: bool) -> list[str]:
     n = bd.query + 1
     scores = figures.scores_figure(
         {"scores": bd.scores[:n], "scaled": bd.scaled[:n], "pattern": bd.pattern[:n]},
@@ -312,6 +431,7 @@ def _steps_section(bd: Breakdown) -> list[str]:
         f"<span class='tok'>{views.esc(bd.tokens[bd.query])}</span></h2>",
         "<p>Every number is recomputed from the model's weights; the badge says how far it is from "
         "the tensor the model itself produced.</p>",
+        *([f"<p>These are the steps of one head, head {bd.head}: {NO_MEAN_STEPS}.</p>"] if mean else []),
         _figure_html(scores, "ae-report-scores"),
     ]
     for number, step in enumerate(STEPS, start=1):
@@ -333,7 +453,7 @@ def _history_section(items: Sequence[HistoryItem]) -> list[str]:
         f"<h2>Generation: {len(items)} tokens</h2>",
         f"<p>Generated tokens (forced ones highlighted):</p><div class='toks'>{chips}</div>",
         _figure_html(timeline, "ae-report-timeline"),
-        _table_html(history_table(items)),
+        _table_html(history_table(items)),  # as shown: the analysis' tokenizer need not be the generation's
     ]
 
 
@@ -345,6 +465,7 @@ def report_html(
     query: int | None = None,
     breakdown: Breakdown | None = None,
     history: Sequence[HistoryItem] | None = None,
+    mean: bool = False,
 ) -> str:
     """The report as one HTML string; see `export_report`."""
     from plotly.offline import get_plotlyjs
@@ -364,8 +485,8 @@ def report_html(
     ]
     if analysis.truncated:
         body.append(f"<p class='meta'>The prompt was cut: {analysis.truncated} tokens did not fit.</p>")
-    body += _analysis_section(analysis, layer, head, query)
-    body += _steps_section(bd)
+    body += _analysis_section(analysis, layer, None if mean else head, query)
+    body += _steps_section(bd, mean)
     if history:
         body += _history_section(history)
     body.append(
@@ -391,13 +512,17 @@ def export_report(
     query: int | None = None,
     breakdown: Breakdown | None = None,
     history: Sequence[HistoryItem] | None = None,
+    mean: bool = False,
 ) -> Path:
-    """Write one self-contained HTML report: the overview of every head, the chosen head, the
-    Q/K/V steps for the chosen query (the last token by default) and the generation history.
+    """Write one self-contained HTML report: the overview of every head, the chosen head (with
+    `mean`, the mean over the layer's heads), the Q/K/V steps of the chosen head for the chosen
+    query (the last token by default) and the generation history.
 
     `breakdown`, when given, is used instead of recomputing it (its layer, head and query win).
     """
-    html = report_html(analysis, layer=layer, head=head, query=query, breakdown=breakdown, history=history)
+    html = report_html(
+        analysis, layer=layer, head=head, query=query, breakdown=breakdown, history=history, mean=mean
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
@@ -405,20 +530,27 @@ def export_report(
 
 
 __all__ = [
+    "BREAKDOWN_COLUMNS",
     "HEAD_COLUMNS",
     "HISTORY_COLUMNS",
+    "MEAN",
     "attention_npz",
     "breakdown_csv",
     "breakdown_dict",
     "breakdown_json",
+    "breakdown_table",
+    "cell_text",
     "export_report",
     "file_stem",
     "head_csv",
+    "head_pattern",
     "head_table",
     "history_csv",
     "history_json",
     "history_table",
     "report_html",
+    "spreadsheet_safe",
+    "token_texts",
     "write",
     "write_attention_npz",
 ]

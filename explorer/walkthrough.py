@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import string
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,13 +167,18 @@ def _token_name(analysis: Analysis, token_id: int) -> str:
     return display_tokens(analysis.tokenizer, [int(token_id)])[0]
 
 
-def _ranked(analysis: Analysis, probs: np.ndarray, n: int) -> list[tuple[str, float]]:
+def _ranked(analysis: Analysis, probs: np.ndarray, n: int) -> list[tuple[str, float, str]]:
     top = np.argsort(-probs)[:n]
-    return [(_token_name(analysis, int(i)), float(probs[i])) for i in top]
+    return [(_token_name(analysis, int(i)), float(probs[i]), f"id {int(i)}") for i in top]
 
 
-def _listing(pairs: Sequence[tuple[str, float]]) -> str:
-    return ", ".join(f"{_chip(token)} {_pct(p)}" for token, p in pairs)
+def _listing(rows: Sequence[tuple[str, float, str]]) -> str:
+    """Tokens and their shares, "␣cat 12%, ␣the 5%": a token shown more than once (a key at two
+    positions, two ids with one display) says which it is, "␣cat (j = 3) 12%, ␣cat (j = 9) 5%"."""
+    counts = Counter(token for token, _, _ in rows)
+    return ", ".join(
+        f"{_chip(token)}{f' ({which})' if counts[token] > 1 else ''} {_pct(p)}" for token, p, which in rows
+    )
 
 
 def live_values(
@@ -216,7 +222,7 @@ def live_values(
         "divisor": f"{1 / bd.scaling:.3g}",
         "scaled": _num(float(bd.scaled[top_key])),
         "weight": _pct(float(bd.pattern[top_key])),
-        "top_keys": _listing([(bd.tokens[j], float(bd.pattern[j])) for j in ranked]),
+        "top_keys": _listing([(bd.tokens[j], float(bd.pattern[j]), f"j = {j}") for j in ranked]),
         "v": _vec(bd.v[top_key]),
         "weighted": _vec(bd.weighted[top_key]),
         "context": _vec(bd.context),

@@ -20,6 +20,7 @@ from explorer.walkthrough import (
     STAGES,
     UI_TEXT,
     Sampling,
+    _listing,
     live_values,
     placeholders,
     sampled_probs,
@@ -81,6 +82,32 @@ def test_live_numbers_are_the_breakdowns(analysis) -> None:
         for lang in LANGS:
             kept = [t for t in stage.live[lang] if placeholders(t) <= set(values)]
             assert len(kept) >= len(stage.live[lang]) - 1, (stage.name, lang)  # greedy xor sampled
+
+
+def test_a_listed_token_shown_twice_says_which_it_is(tiny) -> None:
+    """ "The most attended: ␣speaking 10%, ␣speaking 9.5%" named two keys alike (#18): a token
+    at two positions now carries its position j, and two ids shown alike would carry their ids."""
+    import html as html_
+
+    repeated = analyze(tiny, "I was speaking to him and he was speaking to me while we were speaking")
+    chip = re.compile(r'<span class="ae-chip">(.*?)</span>( \((?:j = \d+|id \d+)\))?')
+    tagged = 0
+    for layer in range(repeated.n_layer):
+        for head in range(repeated.n_head):
+            for query in range(repeated.n_pos):
+                bd = breakdown(repeated, layer, head, query)
+                values = live_values(repeated, bd)
+                for key in ("top_keys", "top_next"):
+                    shown = [html_.unescape(t + w) for t, w in chip.findall(values[key])]
+                    assert len(set(shown)) == len(shown), (layer, head, query, values[key])
+                    tagged += sum(" (j = " in s for s in shown)
+                keys = np.argsort(-bd.pattern[: query + 1], kind="stable")[:3]
+                for j in keys:
+                    if [bd.tokens[i] for i in keys].count(bd.tokens[j]) > 1:
+                        assert f"</span> (j = {j}) " in values["top_keys"]
+    assert tagged  # the prompt's repeats do reach the top keys
+    rows = [("␣a", 0.5, "id 7"), ("␣a", 0.25, "id 9"), ("␣b", 0.15, "id 3")]
+    assert re.sub("<[^>]+>", "", _listing(rows)) == "␣a (id 7) 50%, ␣a (id 9) 25%, ␣b 15%"
 
 
 def test_walkthrough_shows_the_same_numbers_in_english_and_chinese(analysis) -> None:

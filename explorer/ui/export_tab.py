@@ -68,40 +68,48 @@ def _generation_settings(session: Session) -> dict[str, Any]:
     return {"model": model_key_of(gen), **{k: getattr(gen, k) for k in keys}}
 
 
-def export_file(ctx: Context, kind: str, session: Session, layer: Any, head: Any, query: Any) -> str:
-    """Write one download for the session's analysis (or generation) and return its path."""
+def export_file(
+    ctx: Context, kind: str, session: Session, layer: Any, head: Any, query: Any, mean: Any = False
+) -> str:
+    """Write one download for the session's analysis (or generation) and return its path.
+
+    With `mean` the view shows the mean over the layer's heads, and so do the head CSV and the
+    report's head; the Q/K/V steps stay the head's, as the Q/K/V tab shows them.
+    """
     gen = session.generation
     history = list(gen.history) if gen is not None else []
     if kind.startswith("history"):
-        if not history:
+        if gen is None or not history:
             raise ExplorerError("Nothing to export yet: generate some tokens first.")
         stem = "generation-history"
         data: bytes = (
-            export.history_csv(history)
+            export.history_csv(history, gen.tokenizer)
             if kind == "history_csv"
             else export.history_json(
-                history, prompt=session.gen_prompt, settings=_generation_settings(session)
+                history, gen.tokenizer, prompt=session.gen_prompt, settings=_generation_settings(session)
             )
         )
     else:
         analysis = require_analysis(ctx, session)
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
-        query = clamp(query, analysis.n_pos)
+        query, mean = clamp(query, analysis.n_pos), bool(mean)
         if kind == "head_csv":
-            stem, data = export.file_stem("attention", layer, head), export.head_csv(analysis, layer, head)
+            stem = export.file_stem("attention", layer, head, mean=mean)
+            data = export.head_csv(analysis, layer, None if mean else head)
         elif kind == "attention_npz":  # written as it is made: the whole square is 604 MB for gpt2 at 1024
             path = Path(export_folder()) / "attention-all.npz"
             export.write_attention_npz(analysis, path)
             return str(path)
         elif kind == "report":
-            stem = export.file_stem("report", layer, head, query)
+            stem = export.file_stem("report", layer, head, query, mean=mean)
             data = export.report_html(
-                analysis, layer=layer, head=head, query=query, history=history or None
+                analysis, layer=layer, head=head, query=query, history=history or None, mean=mean
             ).encode("utf-8")
         else:
             bd = breakdown(analysis, layer, head, query)
             stem = export.file_stem("breakdown", layer, head, query)
-            data = export.breakdown_csv(bd) if kind == "breakdown_csv" else export.breakdown_json(bd)
+            write_steps = export.breakdown_csv if kind == "breakdown_csv" else export.breakdown_json
+            data = write_steps(bd, analysis)
     return str(export.write(data, export_folder(), f"{stem}.{EXPORT_KINDS[kind][1]}"))
 
 
@@ -141,8 +149,8 @@ def wire_export_tab(ctx: Context, tab: ExportTab) -> None:
 
     def handler(kind: str) -> Callable[..., dict[Any, Any]]:
         @guard
-        def run(session: Session, layer: Any, head: Any, query: Any) -> dict[Any, Any]:
-            path = export_file(ctx, kind, session, layer, head, query)
+        def run(session: Session, layer: Any, head: Any, query: Any, mean: Any) -> dict[Any, Any]:
+            path = export_file(ctx, kind, session, layer, head, query, mean)
             forget_removed(tab.file)
             return {ctx.status: "", tab.file: path}
 
@@ -151,7 +159,7 @@ def wire_export_tab(ctx: Context, tab: ExportTab) -> None:
     for kind, button in tab.buttons.items():
         button.click(
             handler(kind),
-            [ctx.session, ctx.layer, ctx.head, ctx.query],
+            [ctx.session, ctx.layer, ctx.head, ctx.query, ctx.mean],
             [ctx.status, tab.file],
             api_name=f"export_{kind}",
             concurrency_limit=CONCURRENCY,
