@@ -18,6 +18,24 @@ THEME = gr.themes.Soft(
     neutral_hue="slate",
     font=["Inter", "ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
     font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+).set(
+    # Text at 4.5:1 or more (WCAG AA, #18): Soft's greys (slate 400, ~2.5:1) and indigo 500
+    # (4.3:1 as text, 4.47:1 under white text) fall short. Darker greys and indigo 600 keep its look.
+    body_text_color_subdued="*neutral_600",  # 7.2:1 on the page, 6.2:1 on a group
+    body_text_color_subdued_dark="#a9b5c7",  # between slate 400 and 300: 5.0:1 on a group (slate 700)
+    input_placeholder_color="*neutral_500",  # 4.8:1 on a text box, still lighter than what is typed
+    input_placeholder_color_dark="#a9b5c7",  # 5.0:1 on a dark text box (slate 700)
+    block_label_text_color="*primary_600",  # 5.1:1 on its indigo 100 label
+    block_title_text_color="*primary_600",
+    color_accent="*primary_600",  # the selected tab's name: 6.0:1 (dark mode: lecture.css)
+    button_primary_background_fill="*primary_600",  # white on it: 6.3:1
+    button_primary_background_fill_dark="*primary_600",
+    button_primary_background_fill_hover="*primary_700",  # was lighter (indigo 400, 3.0:1)
+    button_primary_background_fill_hover_dark="*primary_700",
+    button_primary_border_color="*primary_600",
+    button_primary_border_color_dark="*primary_600",
+    checkbox_label_background_fill_selected="*primary_600",  # a chosen radio: white on it
+    checkbox_label_background_fill_selected_dark="*primary_600",
 )
 
 # Apps whose first model loads once the server answers (build_app(load_in_background=True)),
