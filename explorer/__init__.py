@@ -25,7 +25,7 @@ _EXPORTS = {
     "ExplorerError": "explorer.errors",
     "ModelLoadError": "explorer.errors",
     "build_app": "explorer.ui",
-    "export_report": "explorer.export",
+    "export_report": "explorer.report",
     "head_scores": "explorer.analysis.heads",
     "ablate": "explorer.analysis.ablation",
     "head_importance": "explorer.analysis.ablation",
@@ -76,10 +76,10 @@ if TYPE_CHECKING:
     from explorer.analysis.heads import head_scores
     from explorer.analysis.lens import logit_lens
     from explorer.errors import ExplorerError, ModelLoadError
-    from explorer.export import export_report
     from explorer.model.capture import Analysis, analyze
     from explorer.model.generation import GenerationSession, StepResult
     from explorer.model.loading import LoadedModel, load_model
+    from explorer.report import export_report
     from explorer.ui import build_app
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.analysis.arithmetic import STEPS, Breakdown, Step
+from explorer.formulas import formula_html
 
 DECIMALS = 4
 VECTOR_DIMS = 12  # dims shown of a single vector
@@ -141,7 +142,7 @@ def step_card(number: int, step: Step, deviation: float | None, note: str = "") 
     return (
         f'<div class="ae-step">'
         f'<div class="ae-step-title"><span class="ae-step-n">{number}</span>{esc(step.title)}</div>'
-        f'<code class="ae-formula">{esc(step.formula)}</code>'
+        f"{formula_html(step.formula)}"
         f'<div class="ae-step-why">{esc(step.explanation)}</div>'
         f'<div class="{badge_cls}">{esc(deviation_text(deviation))}</div>{extra}</div>'
     )

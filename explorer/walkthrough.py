@@ -25,6 +25,7 @@ import numpy as np
 
 from explorer.analysis.arithmetic import STEP_NAMES, Breakdown, softmax
 from explorer.analysis.attribution import attribute
+from explorer.formulas import formula_html
 from explorer.model.capture import Analysis, display_tokens
 from explorer.model.generation import DEFAULT_SAMPLING, MIN_TEMPERATURE
 from explorer.views import esc
@@ -291,7 +292,7 @@ def stage_html(number: int, stage: Stage, lang: str, values: Mapping[str, str]) 
         f'<section class="ae-stage" data-stage="{stage.name}">'
         f'<div class="ae-stage-text"><h3><span class="ae-step-n">{number}</span>'
         f"{esc(stage.title[lang])}</h3>"
-        f'<code class="ae-formula">{esc(stage.formula)}</code>'
+        f"{formula_html(stage.formula)}"
         f"<p>{esc(stage.explain[lang])}</p></div>"
         f'<div class="ae-stage-live"><div class="ae-live-label">{esc(LABELS["live"][lang])}</div>'
         f"<p>{_sentences(stage.live[lang], values, lang)}</p></div></section>"

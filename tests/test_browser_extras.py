@@ -81,8 +81,8 @@ def generated(page: Any) -> int:
 
 def test_report_renders_offline_and_runs_no_injected_script(browser: Any, tiny, tmp_path: Path) -> None:
     from explorer import analyze
-    from explorer.export import export_report
     from explorer.model.generation import GenerationSession
+    from explorer.report import export_report
 
     analysis = analyze(tiny, XSS)
     gen = GenerationSession(tiny, XSS, seed=1)

@@ -21,7 +21,6 @@ from explorer.export import (
     breakdown_csv,
     breakdown_json,
     cell_text,
-    export_report,
     file_stem,
     head_csv,
     history_csv,
@@ -31,6 +30,7 @@ from explorer.export import (
 )
 from explorer.model.capture import token_bytes
 from explorer.model.generation import GenerationSession
+from explorer.report import export_report
 
 TEXT = 'When Mary and John went to the store, "John" gave a drink to <b>Mary</b> 1,2'
 XSS = "<img src=x onerror=alert(1)> </script><script>alert(2)</script> and more"

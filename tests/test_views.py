@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from html import escape as html_escape
 
 import numpy as np
 import pytest
@@ -58,7 +59,9 @@ def test_every_step_has_a_card_and_a_table(tiny) -> None:
     bd = breakdown(analysis, 1, 2, 5)
     for number, step in enumerate(STEPS, start=1):
         card = views.step_card(number, step, bd.deviation[step.name], views.step_note(bd, step.name))
-        assert views.esc(step.title) in card and views.esc(step.formula) in card
+        assert (
+            views.esc(step.title) in card and f'aria-label="{html_escape(step.formula)}"' in card
+        )  # typeset
         table = views.step_table(bd, step.name)
         assert len(table) >= 1
         html = views.table_html(table)

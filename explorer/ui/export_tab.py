@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from explorer import export
+from explorer import export, report
 from explorer.analysis.arithmetic import breakdown
 from explorer.errors import ExplorerError
 from explorer.ui.common import I18N, Context, clamp, guarded, require_analysis
@@ -102,7 +102,7 @@ def export_file(
             return str(path)
         elif kind == "report":
             stem = export.file_stem("report", layer, head, query, mean=mean)
-            data = export.report_html(
+            data = report.report_html(
                 analysis, layer=layer, head=head, query=query, history=history or None, mean=mean
             ).encode("utf-8")
         else:
