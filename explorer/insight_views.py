@@ -16,7 +16,7 @@ import pandas as pd
 from explorer import figures
 from explorer.analysis.ablation import head_name
 from explorer.analysis.comparison import MAX_SWAPPED, Comparison
-from explorer.analysis.heads import DESCRIPTIONS, LABELS, THRESHOLDS
+from explorer.analysis.heads import DESCRIPTIONS, LABELS, THRESHOLDS, display_name
 from explorer.analysis.lens import LogitLens, logit_lens
 from explorer.errors import ExplorerError
 from explorer.model.capture import Analysis
@@ -46,7 +46,7 @@ def head_types_legend(scores: pd.DataFrame) -> str:
             f"<div style='margin:.4rem 0;{'' if n else 'opacity:.65'}'>"
             "<span style='display:inline-block;width:.9em;height:.9em;border-radius:3px;"
             f"vertical-align:-.1em;margin-right:.4em;{swatch}'></span>"
-            f"<b>{esc(label)}</b> <span class='ae-muted'>· "
+            f"<b>{esc(display_name(label))}</b> <span class='ae-muted'>· "
             f"{f'{n} head' + 's' * (n != 1) if n else 'no heads in this model'}</span>"
             f"<div class='ae-help' style='margin-left:1.3em'>{esc(DESCRIPTIONS[label])}"
             f"<span class='ae-note'>{rule}</span></div></div>"
@@ -66,9 +66,10 @@ def article(word: str) -> str:
 def head_card(row: pd.Series, probe: str) -> str:
     """What one head scored, and the probe text it was opened on."""
     label = str(row["label"])
-    scores = " · ".join(f"{name} {float(row[name]):.2f}" for name in figures.HEAD_SCORES)
+    name = display_name(label)
+    scores = " · ".join(f"{display_name(key)} {float(row[key]):.2f}" for key in figures.HEAD_SCORES)
     return (
-        f"**{head_name(int(row['layer']), int(row['head']))} is {article(label)} {esc(label)} head.** "
+        f"**{head_name(int(row['layer']), int(row['head']))} is {article(name)} {esc(name)} head.** "
         f"{esc(DESCRIPTIONS[label])}  \nScores: {scores}.  \n"
         f"Opened in **Attention heads** on a probe where this pattern shows: "
         f"<span class='ae-chip'>{esc(probe[:80])}{'…' if len(probe) > 80 else ''}</span>"

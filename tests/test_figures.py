@@ -390,7 +390,8 @@ def test_head_types_colour_each_label_and_keep_scores_for_hover() -> None:
         code = int(z[row.layer, row.head])
         colour = stops[2 * code][1]
         assert colour == stops[2 * code + 1][1]  # stepped: one flat colour per label
-        assert row.label.replace("<", "&lt;").replace(">", "&gt;") == heat.hovertext[row.layer][row.head]
+        shown = {"previous_token": "previous token"}.get(row.label, row.label)  # the name people read
+        assert shown.replace("<", "&lt;").replace(">", "&gt;") == heat.hovertext[row.layer][row.head]
         scores = np.asarray(heat.customdata)[row.layer, row.head]
         np.testing.assert_allclose(scores, [getattr(row, s) for s in HEAD_SCORES], rtol=1e-6)
     assert heat.zmin == -0.5 and heat.zmax == k - 0.5
@@ -399,4 +400,6 @@ def test_head_types_colour_each_label_and_keep_scores_for_hover() -> None:
         stops[2 * int(z[int(other["layer"]), int(other["head"])])][1] == "#BBBBBB"
     )  # unlabelled heads are grey
     (legend,) = fig.layout.annotations
-    assert all(label in legend.text for label in ["previous_token", "induction", "other"])
+    assert all(label in legend.text for label in ["previous token", "induction", "other"])
+    assert "previous_token" not in legend.text and "_token" not in heat.hovertemplate  # people's names
+    assert "<br>previous token: %{customdata[0]:.2f}" in heat.hovertemplate

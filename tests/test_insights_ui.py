@@ -15,6 +15,7 @@ from browser_util import array, plot
 import explorer.insight_views as insight_views
 import explorer.ui.head_types_tab as head_types_tab
 from explorer import ablate, analyze, compare, head_importance, head_scores, logit_lens
+from explorer.analysis.heads import NAMES
 from explorer.errors import ExplorerError
 from explorer.figures import HEAD_SCORES
 from explorer.insight_views import LensView, lens_table, lens_window, parse_heads, swap_names
@@ -80,14 +81,33 @@ def test_lens_table_escapes_tokens(tiny) -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "phrase"), [("induction", "is an induction head"), ("mixed", "is a mixed head")]
+    ("label", "phrase"),
+    [
+        ("induction", "is an induction head"),
+        ("mixed", "is a mixed head"),
+        ("previous_token", "is a previous token head"),
+        ("first_token", "is a first token head"),
+    ],
 )
 def test_head_card_names_the_type(label: str, phrase: str) -> None:
     import pandas as pd
 
     row = pd.Series({"layer": 1, "head": 0, "label": label} | {name: 0.5 for name in HEAD_SCORES})
-    assert f"L1H0 {phrase}." in insight_views.head_card(row, "<probe>")
-    assert "&lt;probe&gt;" in insight_views.head_card(row, "<probe>")
+    card = insight_views.head_card(row, "<probe>")
+    assert f"L1H0 {phrase}." in card
+    assert "&lt;probe&gt;" in card
+    assert "Scores: previous token 0.50 · induction 0.50 · duplicate token 0.50 · first token 0.50 · " in card
+    assert "_token" not in card  # the data's keys stay out of what people read
+
+
+def test_the_legend_names_types_as_people_read_them() -> None:
+    import pandas as pd
+
+    scores = pd.DataFrame({"label": ["previous_token", "duplicate_token", "first_token", "induction"]})
+    legend = insight_views.head_types_legend(scores)
+    for name in ("previous token", "duplicate token", "first token", "induction", "mixed"):
+        assert f"<b>{name}</b>" in legend
+    assert "_token" not in legend
 
 
 def test_the_issue_7_entry_points_are_exported() -> None:
@@ -133,7 +153,7 @@ def test_head_types_are_the_engines_and_measured_once_per_model(client: Client, 
     labels = np.asarray(heat["hovertext"], dtype=object)
     assert labels.shape == (tiny.n_layer, tiny.n_head)
     for row in expected.itertuples(index=False):
-        assert labels[row.layer, row.head] == row.label
+        assert labels[row.layer, row.head] == NAMES[row.label]  # "previous token", not its key
     scores = array(heat["customdata"])
     assert scores.shape == (tiny.n_layer, tiny.n_head, 5)
     assert ((scores >= 0) & (scores <= 1)).all()
@@ -142,7 +162,7 @@ def test_head_types_are_the_engines_and_measured_once_per_model(client: Client, 
     )
     legend = first[2]
     for label in set(expected["label"]):
-        assert f"<b>{label}</b>" in legend
+        assert f"<b>{NAMES[label]}</b>" in legend
     assert plot(again[1])["data"][0]["hovertext"] == heat["hovertext"]
 
 

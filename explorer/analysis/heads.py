@@ -52,6 +52,23 @@ DESCRIPTIONS = MappingProxyType(
         MIXED: "No single simple pattern: it does something else, or several things.",
     }
 )
+# What a person reads for each type and score; the keys stay the data's columns and labels.
+NAMES = MappingProxyType(
+    {
+        "previous_token": "previous token",
+        "induction": "induction",
+        "duplicate_token": "duplicate token",
+        "first_token": "first token",
+        "entropy": "entropy",
+        MIXED: "mixed",
+    }
+)
+
+
+def display_name(key: str) -> str:
+    """A type's or score's name as shown ("previous token"); an unknown label as it is."""
+    return NAMES.get(key, key)
+
 
 PROSE = (
     "The old lighthouse stood at the end of a narrow road that ran along the cliffs. Every evening "
@@ -266,10 +283,12 @@ def probe_for(label: str, loaded: LoadedModel) -> str:
 __all__ = [
     "DESCRIPTIONS",
     "LABELS",
+    "NAMES",
     "PROSE",
     "SCORE_COLUMNS",
     "THRESHOLDS",
     "Probes",
+    "display_name",
     "head_scores",
     "head_scores_from_patterns",
     "label_heads",

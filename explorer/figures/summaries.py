@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from explorer.analysis.heads import display_name
 from explorer.figures.base import (
     HEAD_SCORES,
     NEUTRAL,
@@ -94,10 +95,12 @@ def head_types_figure(df: pd.DataFrame, *, meta: str | None = None) -> go.Figure
     scores = np.full((n_layer, n_head, len(HEAD_SCORES)), np.nan, dtype=np.float32)
     scores[layers, heads] = df[list(HEAD_SCORES)].to_numpy(dtype=np.float32)
     hover = np.full((n_layer, n_head), "", dtype=object)
-    hover[layers, heads] = _esc(df["label"].astype(str).tolist())
+    hover[layers, heads] = _esc([display_name(label) for label in df["label"].astype(str)])
     k = len(colours)
     stops = [[edge / k, c] for i, c in enumerate(colours.values()) for edge in (i, i + 1)]
-    score_lines = "".join(f"<br>{name}: %{{customdata[{i}]:.2f}}" for i, name in enumerate(HEAD_SCORES))
+    score_lines = "".join(
+        f"<br>{display_name(name)}: %{{customdata[{i}]:.2f}}" for i, name in enumerate(HEAD_SCORES)
+    )
     heat = {
         "type": "heatmap",
         "z": z,
@@ -112,7 +115,9 @@ def head_types_figure(df: pd.DataFrame, *, meta: str | None = None) -> go.Figure
         "hoverongaps": False,
         "hovertemplate": "layer %{y}, head %{x}: <b>%{hovertext}</b>" + score_lines + "<extra></extra>",
     }
-    key = "   ".join(f"<span style='color:{c}'>■</span> {_esc_text(label)}" for label, c in colours.items())
+    key = "   ".join(
+        f"<span style='color:{c}'>■</span> {_esc_text(display_name(label))}" for label, c in colours.items()
+    )
     note = {
         "text": key,
         "xref": "paper",

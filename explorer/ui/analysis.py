@@ -150,8 +150,28 @@ def wire_analysis(
     prompt.analyze.click(run_analysis, inputs, outputs, api_name="analyze", **options)
     ctx.prompt.submit(run_analysis, inputs, outputs, api_visibility="private", **options)
     if prompt.examples is not None:
+        heads = prompt.example_heads
+
+        def run_example(
+            text: str,
+            session: Session,
+            analyzed: int,
+            layer: Any,
+            head: Any,
+            mean: bool,
+            progress: gr.Progress = gr.Progress(),
+        ) -> dict[Any, Any]:
+            """An example that names a head opens on it; the others keep the selection."""
+            shown = heads.get(text.strip())
+            if shown is None:
+                return run_analysis(text, session, analyzed, layer, head, mean, progress)
+            out = run_analysis(text, session, analyzed, *shown, False, progress)
+            if ctx.layer in out:  # analyzed, not refused: the mean box clears for the one head
+                out[ctx.mean] = False
+            return out
+
         prompt.examples.load_input_event.then(
-            run_analysis, inputs, outputs, api_visibility="private", **options
+            run_example, inputs, [*outputs, ctx.mean], api_visibility="private", **options
         )
     # The example prompt (or a shared link's) is analyzed on page load: see view_state.
     return AnalysisEvent(run_analysis, inputs, outputs, options)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from explorer import figures, views
 from explorer.analysis.ablation import head_name
-from explorer.analysis.heads import head_scores, probe_for
+from explorer.analysis.heads import display_name, head_scores, probe_for
 from explorer.errors import ExplorerError
 from explorer.insight_views import head_card, head_types_legend
 from explorer.model.loading import LoadedModel
@@ -122,7 +122,8 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
         session.shown_tab = HEADS_TAB  # selected from here, which fires no select event
         gr.Info(
             views.esc(
-                f"{head_name(layer, head)} ({row['label']}) opened on a probe prompt: see Attention heads."
+                f"{head_name(layer, head)} ({display_name(str(row['label']))}) opened on a probe prompt: "
+                "see Attention heads."
             )
         )
         return {

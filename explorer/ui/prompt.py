@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -23,6 +24,8 @@ class PromptPanel:
     analyze: gr.Button
     back: gr.Button  # hidden until a probe (Head types) replaces the prompt: restores the lecturer's
     examples: Any  # gr.Examples, or None when assets/examples.json is missing
+    # The (layer, head) an example exists to show, by its prompt: clicking it opens that head.
+    example_heads: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,23 @@ class SelectionBar:
     query: gr.Dropdown
 
 
-def load_examples() -> list[dict[str, str]]:
+def load_examples() -> list[dict[str, Any]]:
+    """assets/examples.json: each a label and a prompt, and optionally the layer and head it shows."""
     path = assets_dir() / "examples.json"
     try:
         return [e for e in json.loads(path.read_text()) if e.get("prompt")]
     except (OSError, ValueError):
         log.warning("no examples at %s", path)
         return []
+
+
+def example_heads(examples: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """The (layer, head) of each example that names both, by its prompt."""
+    return {
+        e["prompt"].strip(): (int(e["layer"]), int(e["head"]))
+        for e in examples
+        if e.get("layer") is not None and e.get("head") is not None
+    }
 
 
 def build_prompt_panel() -> PromptPanel:
@@ -69,7 +82,7 @@ def build_prompt_panel() -> PromptPanel:
             label=I18N("Examples"),
             elem_id="ae-examples",
         )
-    return PromptPanel(prompt, analyze, back, ex)
+    return PromptPanel(prompt, analyze, back, ex, example_heads(examples))
 
 
 def build_selection_bar() -> SelectionBar:
