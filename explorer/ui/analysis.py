@@ -12,6 +12,7 @@ from gradio.components.plot import PlotData
 from explorer import figures, views
 from explorer.analysis.arithmetic import breakdown
 from explorer.model.capture import Analysis, clean_text, tokenize
+from explorer.model.loading import BUNDLED
 from explorer.ui.common import Context, analysis_for, clamp, guarded, progress_callback, require_analysis
 from explorer.ui.prompt import PromptPanel, SelectionBar
 from explorer.ui.state import CONCURRENCY, STEPS_TAB, AnalysisKey, Session, tab_hidden
@@ -161,9 +162,11 @@ def wire_analysis(
             mean: bool,
             progress: gr.Progress = gr.Progress(),
         ) -> dict[Any, Any]:
-            """An example that names a head opens on it; the others keep the selection."""
+            """An example that names a head opens on it; the others keep the selection. The heads
+            were found on the bundled model (its head types): on another model an example keeps
+            the selection too, as that model's induction head is elsewhere."""
             shown = heads.get(text.strip())
-            if shown is None:
+            if shown is None or session.model != BUNDLED:
                 return run_analysis(text, session, analyzed, layer, head, mean, progress)
             out = run_analysis(text, session, analyzed, *shown, False, progress)
             if ctx.layer in out:  # analyzed, not refused: the mean box clears for the one head
