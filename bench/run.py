@@ -90,11 +90,16 @@ def measure(page: Any, demo: Any, url: str, text: str) -> dict[str, float]:
     # The server's own rate, from its last frame's line ("Run: 100 tokens in 3.3 s (30.6 tokens/s), …").
     said = re.search(r"\(([\d.]+) tokens/s\)", page.locator("#ae-run-stream").inner_text())
     server_rate = float(said.group(1)) if said else made / (time.perf_counter() - start)
-    # While it streamed (tasks that began before the last frame was drawn), and the Run's end (its
-    # last reply, and the full figures drawn into the plots one per task).
-    tasks = page.evaluate("() => window.__aeLong.map(([t, d]) => [t <= window.aeRun.lastDrawn, d])")
-    longest = max((d for streaming, d in tasks if streaming), default=0.0)
-    longest_end = max((d for streaming, d in tasks if not streaming), default=0.0)
+    # The click (Gradio's own dispatch of the event, before any frame), while it streamed (tasks
+    # that ended after the first frame arrived and began before the last was drawn), and the Run's
+    # end (its last reply, and the full figures drawn into the plots one per task).
+    tasks = page.evaluate(
+        "() => window.__aeLong.map(([t, d]) => [t + d < window.aeRun.firstDrawn ? 'click'"
+        " : t <= window.aeRun.lastDrawn ? 'streaming' : 'end', d])"
+    )
+    longest = max((d for when, d in tasks if when == "streaming"), default=0.0)
+    longest_end = max((d for when, d in tasks if when == "end"), default=0.0)
+    longest_click = max((d for when, d in tasks if when == "click"), default=0.0)
     box = page.locator("#ae-n input[type=number]")
     box.fill(str(STOP_RUN))
     box.press("Enter")
@@ -115,6 +120,7 @@ def measure(page: Any, demo: Any, url: str, text: str) -> dict[str, float]:
         "frames": run["frames"],
         "longest_ms": longest,
         "longest_end_ms": longest_end,
+        "longest_click_ms": longest_click,
         "stop_s": stop["seconds"],
         "stop_handled_s": stop["stopHandled"],
         "after_click": after - before,
@@ -162,13 +168,14 @@ def _rows(name: str, n: int, m: dict[str, float]) -> list[Row]:
         Row(
             "Run in Chromium: longest main-thread task",
             size,
-            f"{m['longest_ms']:.0f} ms",
+            f"{m['longest_ms']:.0f} ms" if m["longest_ms"] else "no task ≥ 50 ms",
             "—",
             "—",
             f"≤ {LONG_TASK_GOAL_MS} ms",
             m["longest_ms"] <= LONG_TASK_GOAL_MS,
-            f"while it streamed; at the Run's end (the last reply, then the full figures drawn into "
-            f"the plots one per task): {m['longest_end_ms']:.0f} ms",
+            f"while it streamed (first frame to last); the click before it (Gradio's dispatch of "
+            f"the event): {m['longest_click_ms']:.0f} ms; the Run's end (the last reply, then the "
+            f"full figures drawn into the plots one per task): {m['longest_end_ms']:.0f} ms",
         ),
         Row(
             "Run in Chromium: Stop, click → last token drawn",

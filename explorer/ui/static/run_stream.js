@@ -314,6 +314,7 @@ const apply = (raw) => {
   run.latest = f;
   run.frames += 1;
   run.lastDrawn = performance.now();
+  if (run.frames === 1) run.firstDrawn = run.lastDrawn;  // bench/run.py: the streaming window
   document.documentElement.dataset.aeRunDrawn = String(f.base + f.tokens.length);
   if (!run.pending) {
     run.pending = true;
