@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
-from gradio.components.plot import PlotData
-
-from explorer import figures, views
+from explorer import views
 from explorer.analysis.arithmetic import breakdown
+from explorer.figures import grid
 from explorer.model.capture import Analysis, clean_text, tokenize
 from explorer.model.loading import BUNDLED
 from explorer.ui.common import Context, analysis_for, clamp, guarded, progress_callback, require_analysis
@@ -21,16 +20,18 @@ from explorer.ui.steps_tab import StepsTab, step_updates
 
 @dataclass(frozen=True)
 class Selection:
-    """What shows the selected layer, head and query: the head detail and the Q/K/V tab."""
+    """What shows the selected layer, head and query: the open head outlined in the overview,
+    the head detail and the Q/K/V tab."""
 
     ctx: Context
-    detail: gr.Plot
+    overview: gr.HTML
+    detail: gr.HTML
     detail_note: gr.Markdown
     steps: StepsTab
 
     @property
     def targets(self) -> list[Any]:
-        return [self.detail, self.detail_note, self.steps.selection, *self.steps.step_components]
+        return [self.overview, self.detail, self.detail_note, self.steps.selection, *self.steps.step_components]
 
     def outputs(self, session: Session, layer: int, head: int, query: int, mean: bool) -> dict[Any, Any]:
         analysis = require_analysis(self.ctx, session)
@@ -38,10 +39,11 @@ class Selection:
         fig, note = self.ctx.analyses.figure(
             session.analysis_key,
             ("detail", layer, which, query),
-            lambda: sent(*figures.head_detail(analysis, layer, which, query)),
+            lambda: sent(*grid.head_detail_grid(analysis, layer, which, query)),
         )
         bd = breakdown(analysis, layer, head, query)
         out: dict[Any, Any] = {
+            self.overview: gr.update(selected=[layer, which]),
             self.detail: fig,
             self.detail_note: note,
             self.steps.selection: views.selection_markdown(bd),
@@ -61,11 +63,12 @@ class AnalysisEvent:
     options: dict[str, Any] = field(default_factory=dict)  # concurrency and progress settings
 
 
-def sent(fig: Any, *rest: Any) -> tuple[tuple[Any, ...], int]:
-    """A figure as Gradio sends it (its JSON, made once, for AnalysisStore.figure), with what
-    comes with it, and its size in bytes."""
-    plot = PlotData(type="plotly", plot=fig.to_json())
-    return (plot, *rest), len(plot.plot) + sum(len(str(r)) for r in rest)
+def sent(payload: dict[str, Any], *rest: Any) -> tuple[tuple[Any, ...], int]:
+    """A heatmap payload (figures/grid.py) as AnalysisStore.figure keeps it, made once and sent
+    to every session showing it, with what comes with it, and its size in bytes (the base64
+    cells and the token strings are nearly all of it)."""
+    size = len(payload.get("data", "")) + sum(len(t) + 4 for t in payload.get("tokens", ())) + 1024
+    return (payload, *rest), size + sum(len(str(r)) for r in rest)
 
 
 def tokens_html(analysis: Analysis, query: int) -> str:
@@ -88,7 +91,7 @@ def analysis_status(analysis: Analysis) -> str:
 
 
 def wire_analysis(
-    ctx: Context, prompt: PromptPanel, bar: SelectionBar, overview: gr.Plot, selection: Selection
+    ctx: Context, prompt: PromptPanel, bar: SelectionBar, selection: Selection
 ) -> AnalysisEvent:
     """Analyze on the button, on Enter and on an example; returns the event for other chains."""
     status = ctx.status
@@ -97,7 +100,6 @@ def wire_analysis(
         ctx.session,
         ctx.analyzed,
         bar.tokens,
-        overview,
         ctx.layer,
         ctx.head,
         ctx.query,
@@ -127,9 +129,6 @@ def wire_analysis(
             ctx.session: session,
             ctx.analyzed: analyzed + 1,
             bar.tokens: tokens_html(analysis, query),
-            overview: ctx.analyses.figure(key, "overview", lambda: sent(figures.analysis_overview(analysis)))[
-                0
-            ],
             ctx.layer: gr.update(
                 maximum=max(1, analysis.n_layer - 1), value=layer, interactive=analysis.n_layer > 1
             ),
@@ -138,7 +137,10 @@ def wire_analysis(
             ),
             ctx.query: query_update(analysis, query),
         }
-        return out | selection.outputs(session, layer, head, query, mean)
+        out |= selection.outputs(session, layer, head, query, mean)
+        grid_ = ctx.analyses.figure(key, "overview", lambda: sent(grid.analysis_overview_grid(analysis)))[0]
+        out[selection.overview] = {**out[selection.overview], "value": grid_}  # with the open head outlined
+        return out
 
     inputs = [ctx.prompt, ctx.session, ctx.analyzed, ctx.layer, ctx.head, ctx.mean]
     # Progress on the two figures only: Gradio otherwise lays a pending overlay over each of the
@@ -146,7 +148,7 @@ def wire_analysis(
     options: dict[str, Any] = {
         "concurrency_limit": CONCURRENCY,
         "concurrency_id": "analyze",
-        "show_progress_on": [overview, selection.detail],
+        "show_progress_on": [selection.overview, selection.detail],
     }
     prompt.analyze.click(run_analysis, inputs, outputs, api_name="analyze", **options)
     ctx.prompt.submit(run_analysis, inputs, outputs, api_visibility="private", **options)
@@ -209,16 +211,19 @@ def wire_selection(ctx: Context, bar: SelectionBar, selection: Selection) -> Non
     @guarded(status)
     def pick_token(session: Session, layer: Any, head: Any, mean: bool, evt: gr.EventData) -> dict[Any, Any]:
         analysis = require_analysis(ctx, session)
-        query = clamp(getattr(evt, "pos", None) if evt else None, analysis.n_pos)
+        # The token strip sends the token's position, the head detail the row clicked.
+        picked = getattr(evt, "pos", getattr(evt, "query", None)) if evt else None
+        query = clamp(picked, analysis.n_pos)
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
         out = {status: "", ctx.query: query, bar.tokens: tokens_html(analysis, query)}
         return out | selection.outputs(session, layer, head, query, bool(mean))
 
-    bar.tokens.click(
-        pick_token,
-        [ctx.session, ctx.layer, ctx.head, ctx.mean],
-        [status, ctx.query, bar.tokens, *selection.targets],
-        api_visibility="private",
-        concurrency_limit=CONCURRENCY,
-        show_progress_on=[selection.detail],
-    )
+    for clicked in (bar.tokens, selection.detail):
+        clicked.click(
+            pick_token,
+            [ctx.session, ctx.layer, ctx.head, ctx.mean],
+            [status, ctx.query, bar.tokens, *selection.targets],
+            api_visibility="private",
+            concurrency_limit=CONCURRENCY,
+            show_progress_on=[selection.detail],
+        )

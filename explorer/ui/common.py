@@ -65,7 +65,7 @@ def clamp(value: Any, top: int) -> int:
     """An index in 0..top−1; what does not read as a number is 0."""
     try:
         return int(np.clip(int(value), 0, max(0, top - 1)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
@@ -73,7 +73,7 @@ def clamp_or_last(value: Any, top: int) -> int:
     """An index in 0..top−1; what does not read as a number is the last."""
     try:
         return int(np.clip(int(value), 0, max(0, top - 1)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return max(0, top - 1)
 
 

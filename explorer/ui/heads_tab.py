@@ -1,23 +1,48 @@
-"""The Attention heads tab: every head at once (click a tile to open it) and one head in detail."""
+"""The Attention heads tab: every head at once (click a tile to open it) and one head in detail,
+both drawn on a canvas in the page (figures/grid.py payloads, static/heatmap.js): the first view
+needs no Plotly, so it draws without loading Plotly's bundle."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from explorer import figures
+from explorer.figures import grid
 from explorer.ui.analysis import Selection
-from explorer.ui.common import Context, clamp, guarded, placeholder, plot_click_bridge, require_analysis
+from explorer.ui.common import Context, clamp, guarded, require_analysis, static
 from explorer.ui.state import CONCURRENCY, Session
+
+# Static (no ${value}): Gradio keeps these nodes across values, and the script fills them.
+HEATMAP_TEMPLATE = (
+    "<div class='ae-hm'><div class='ae-hm-head'><div class='ae-hm-titles'>"
+    "<div class='ae-hm-title'></div><div class='ae-hm-sub'></div></div>"
+    "<div class='ae-hm-tools'><button type='button' class='ae-hm-reset' hidden>Zoom out</button>"
+    "<button type='button' class='ae-hm-png' hidden title='Save as PNG'>PNG</button></div></div>"
+    "<div class='ae-hm-msg'></div><canvas role='img'></canvas>"
+    "<div class='ae-hm-band' hidden></div><div class='ae-hm-tip' role='tooltip' hidden></div></div>"
+)
+
+
+def heatmap(message: str, elem_id: str) -> gr.HTML:
+    """A canvas heatmap panel showing `message` until a payload comes. Its `selected` prop
+    ([layer, head or None]) outlines the open head in an overview."""
+    return gr.HTML(
+        grid.message(message),
+        html_template=HEATMAP_TEMPLATE,
+        js_on_load=static("heatmap.js"),
+        elem_id=elem_id,
+        elem_classes=["ae-heatmap"],
+        apply_default_css=False,
+        selected=None,
+    )
 
 
 @dataclass(frozen=True)
 class HeadsTab:
-    overview: gr.Plot
-    detail: gr.Plot
+    overview: gr.HTML
+    detail: gr.HTML
     detail_note: gr.Markdown
 
 
@@ -28,44 +53,40 @@ def build_heads_tab() -> HeadsTab:
                 "**Every head at once.** Click a tile to open that head.",
                 elem_classes=["ae-help", "ae-heads-help"],
             )
-            overview = gr.Plot(
-                placeholder("The overview of every head appears here."),
-                show_label=False,
-                elem_id="ae-overview",
-            )
+            overview = heatmap("The overview of every head appears here.", "ae-overview")
         with gr.Column(scale=1, min_width=420):
             gr.Markdown(
-                "**One head.** Rows: query tokens; columns: the keys they may attend to. Hover for the weight.",
+                "**One head.** Rows: query tokens; columns: the keys they may attend to. Hover for "
+                "the weight, click a row to pick that query, drag to zoom.",
                 elem_classes=["ae-help", "ae-heads-help"],
             )
-            detail = gr.Plot(
-                placeholder("One head in detail appears here."), show_label=False, elem_id="ae-detail"
-            )
+            detail = heatmap("One head in detail appears here.", "ae-detail")
             detail_note = gr.Markdown("", elem_classes=["ae-note"])
     return HeadsTab(overview, detail, detail_note)
 
 
+def _index(value: Any) -> int | None:
+    """A tile's layer or head as the page sends it; None for anything a page cannot send."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return int(value) if float(value).is_integer() and abs(value) < 2**31 else None
+
+
 def wire_overview_click(ctx: Context, tab: HeadsTab, selection: Selection) -> None:
     """A click on a tile of the overview opens that head."""
-    click = plot_click_bridge("#ae-overview", "x: p.x, y: p.y")
 
     @guarded(ctx.status)
     def open_head(session: Session, query: Any, evt: gr.EventData) -> dict[Any, Any]:
         analysis = require_analysis(ctx, session)
-        try:
-            x, y = float(evt.x), float(evt.y)  # type: ignore[attr-defined]
-        except (AttributeError, TypeError, ValueError):
+        layer, head = _index(getattr(evt, "layer", None)), _index(getattr(evt, "head", None))
+        if layer is None or head is None:  # a click the page cannot make: nothing to open
             return gr.skip()
-        if not (math.isfinite(x) and math.isfinite(y)):  # a click the page cannot make: nothing to open
-            return gr.skip()
-        tile = figures.overview_tile(analysis.n_pos, analysis.n_layer, analysis.n_head)
-        hit = figures.overview_cell_to_head(x, y, analysis.n_layer, analysis.n_head, tile)
-        layer, head = hit if hit else (clamp(round(y), analysis.n_layer), clamp(round(x), analysis.n_head))
+        layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
         query = clamp(query, analysis.n_pos)
         out = {ctx.status: "", ctx.layer: layer, ctx.head: head, ctx.mean: False}
         return out | selection.outputs(session, layer, head, query, False)
 
-    click.click(
+    tab.overview.click(
         open_head,
         [ctx.session, ctx.query],
         [ctx.status, ctx.layer, ctx.head, ctx.mean, *selection.targets],

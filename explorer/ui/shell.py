@@ -132,8 +132,8 @@ def build_app(
 
         # --- wiring: one analysis feeds every tab; the selection redraws the detail and the steps ---
         tabs.select(None, js=static("selection_visibility.js"))
-        selection = analysis.Selection(ctx, heads.detail, heads.detail_note, steps)
-        analyzed_event = analysis.wire_analysis(ctx, entry, selected, heads.overview, selection)
+        selection = analysis.Selection(ctx, heads.overview, heads.detail, heads.detail_note, steps)
+        analyzed_event = analysis.wire_analysis(ctx, entry, selected, selection)
         analysis.wire_selection(ctx, selected, selection)
         heads_tab.wire_overview_click(ctx, heads, selection)
         steps_tab.wire_steps_tab(ctx, steps, tabs)
