@@ -42,21 +42,18 @@ NOT_LOCAL = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 IDLE = "() => !document.querySelector('.pending, .progress-bar, .eta-bar')"
 NEXT_FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
-# Both figures drawn anew: the Plotly div holds a figure laid out after the click (Plotly
-# makes a new `_fullLayout` on every draw; MARK_DRAWN remembers the ones before the click), its
-# layout.meta names it, and the heatmap image is in the SVG.
+# Both heatmaps drawn anew: each canvas panel (static/heatmap.js) counts its draws in
+# data-drawn (MARK_DRAWN remembers the counts before the click) and names what it drew in
+# data-meta; the count goes up in the animation frame that paints it.
 MARK_DRAWN = """() => {
   window.__aeBefore = ['ae-overview', 'ae-detail'].map(
-    id => (document.querySelector(`#${id} .js-plotly-plot`) || {})._fullLayout);
+    id => Number((document.querySelector(`#${id} .ae-hm`) || {dataset: {}}).dataset.drawn || 0));
 }"""
 EXPLORER_DRAWN = """() => {
   const before = window.__aeBefore || [];
   const drawn = (id, prefix, i) => {
-    const gd = document.querySelector(`#${id} .js-plotly-plot`);
-    const layout = gd && gd._fullLayout;
-    const meta = layout && layout.meta;
-    return layout !== before[i] && typeof meta === 'string' && meta.startsWith(prefix)
-      && !!gd.querySelector('g.hm image');
+    const r = document.querySelector(`#${id} .ae-hm`);
+    return !!r && Number(r.dataset.drawn || 0) > (before[i] || 0) && (r.dataset.meta || '').startsWith(prefix);
   };
   return drawn('ae-overview', 'attention-overview', 0) && drawn('ae-detail', 'attention-L', 1);
 }"""

@@ -31,14 +31,13 @@ new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__
   .observe({type: 'longtask', buffered: true});
 """
 DETAIL_DRAWN = """() => {
-  const gd = document.querySelector('#ae-detail .js-plotly-plot');
-  return gd && gd._fullLayout !== (window.__aeBefore || [])[1] && !!gd.querySelector('g.hm image');
+  const r = document.querySelector('#ae-detail .ae-hm');
+  return !!r && Number(r.dataset.drawn || 0) > (window.__aeBefore || [])[1];
 }"""
-# The centre of the tile of layer 1, head 1 (the overview's axes count heads and layers), as
-# Plotly reports a click there.
+# A click at the centre of the tile of layer 1, head 1, where the page shows it.
 CLICK_TILE = """() => {
-  const gd = document.querySelector('#ae-overview .js-plotly-plot');
-  gd.emit('plotly_click', {points: [{x: 1, y: 1, data: gd.data[0]}]});
+  const r = document.querySelector('#ae-overview .ae-hm'), [x, y] = r.aePoint(1, 1);
+  r.querySelector('canvas').dispatchEvent(new MouseEvent('click', {clientX: x, clientY: y, bubbles: true}));
 }"""
 
 

@@ -77,6 +77,37 @@ def plot(value: dict) -> dict:
     return dict(json.loads(value["plot"]))
 
 
+def heatmap(value: dict) -> dict:
+    """A canvas heatmap output (figures/grid.py payload) as gradio_client returns it, an update or the value."""
+    payload = value.get("value", value) if value.get("__type__") == "update" else value
+    assert payload.get("kind") in ("overview", "head"), payload
+    return dict(payload)
+
+
+def heatmap_drawn(page: Any, selector: str, timeout_ms: float = 60_000, after: int = 0) -> int:
+    """Wait until the canvas heatmap under `selector` has drawn a payload (its draw count past `after`)."""
+    page.wait_for_function(
+        """([sel, after]) => { const r = document.querySelector(sel + ' .ae-hm');
+            return !!r && !!r.dataset.kind && Number(r.dataset.drawn || 0) > after; }""",
+        [selector, after],
+        timeout=timeout_ms,
+    )
+    return int(page.evaluate(f"() => Number(document.querySelector('{selector} .ae-hm').dataset.drawn)"))
+
+
+def heatmap_point(page: Any, selector: str, a: int, b: int) -> tuple[float, float]:
+    """Viewport coordinates of tile (layer a, head b) of an overview, or cell (query a, key b) of a head."""
+    page.locator(selector).scroll_into_view_if_needed()
+    point = page.evaluate(f"([a, b]) => document.querySelector('{selector} .ae-hm').aePoint(a, b)", [a, b])
+    assert point, f"{selector} has not drawn"
+    return float(point[0]), float(point[1])
+
+
+def click_heatmap(page: Any, selector: str, a: int, b: int) -> None:
+    x, y = heatmap_point(page, selector, a, b)
+    page.mouse.click(x, y)
+
+
 def array(value: list | dict) -> np.ndarray:
     """A Plotly array: a plain (nested) list, or the base64 typed-array form {dtype, bdata, shape}."""
     if isinstance(value, dict):

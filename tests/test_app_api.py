@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_util import array, plot, serve
+from browser_util import array, heatmap, plot, serve
 
 from explorer.analysis.arithmetic import STEPS
 from explorer.errors import ModelLoadError
+from explorer.figures.grid import decode
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
@@ -57,21 +58,21 @@ def step_pct(text: str, label: str) -> float:
 def test_analyze_counts_tokens_and_draws_every_head(client: Client, tiny) -> None:
     out = client.predict(PROMPT, 0, 0, False, api_name="/analyze")
     n = len(tiny.tokenizer(PROMPT)["input_ids"])
-    status, tokens_html, overview = out[0], out[1], plot(out[2])
+    status, tokens_html, overview = out[0], out[1], heatmap(out[2])
     assert f"Analyzed {n} tokens" in status
     assert tokens_html.count("data-pos=") == n
-    heat = overview["data"][0]
-    assert heat["type"] == "heatmap"
-    assert heat["meta"]["n_layer"] == tiny.n_layer and heat["meta"]["n_head"] == tiny.n_head
-    detail = plot(out[6])
-    assert detail["data"][0]["type"] == "heatmap"
-    assert "Layer 0, head 0" in detail["layout"]["title"]["text"]
+    assert overview["kind"] == "overview"
+    assert overview["shape"][:2] == [tiny.n_layer, tiny.n_head]
+    assert out[2]["props"]["outline"] == [0, 0]  # the open head, outlined
+    detail = heatmap(out[6])
+    assert detail["kind"] == "head" and detail["title"] == "Layer 0, head 0"
+    assert decode(detail).shape == (n, n)
 
 
 def test_breakdown_steps_match_the_model(client: Client) -> None:
     client.predict(PROMPT, 0, 0, False, api_name="/analyze")
     out = client.predict(1, 2, 3, False, api_name="/breakdown")
-    assert "Layer 1, head 2" in plot(out[2])["layout"]["title"]["text"]
+    assert heatmap(out[2])["title"] == "Layer 1, head 2" and out[-1]["props"]["outline"] == [1, 2]
     steps = steps_in(out)
     assert list(steps) == [step.title for step in STEPS]  # every step, labels from STEPS
     for title in ("Query Q_i", "Keys K_j", "Softmax: the attention row", "Context C_i"):

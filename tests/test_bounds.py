@@ -173,7 +173,8 @@ def test_downloads_are_served_from_where_they_are_written_and_stay_bounded(app) 
 
 
 def test_overview_clicks_a_page_cannot_make_change_nothing(app, tiny) -> None:
-    """An overview click at x=NaN or y=inf (only a hand-made request sends one) is ignored, not an error."""
+    """An overview click with a NaN, infinite, fractional or missing tile (only a hand-made request
+    sends one) is ignored, not an error."""
     demo, _ = app
     ctx = context_of(demo)
     open_head = next(
@@ -184,9 +185,11 @@ def test_overview_clicks_a_page_cannot_make_change_nothing(app, tiny) -> None:
     session = Session(model=ctx.session.value.model)
     analysis = analyze(tiny, PROMPTS[3])  # held here: the session keeps only a weak reference
     session.analysis = analysis
-    for x, y in ((float("nan"), 0.0), (0.0, float("inf"))):
-        out = open_head(session, 0, SimpleNamespace(x=x, y=y))
-        assert ctx.status not in out if isinstance(out, dict) else True
+    for layer, head in ((float("nan"), 0), (0, float("inf")), (0.5, 1), ("1", 1), (True, 0), (None, 0)):
+        out = open_head(session, 0, SimpleNamespace(layer=layer, head=head))
+        assert not isinstance(out, dict) or ctx.status not in out, (layer, head)
+    out = open_head(session, 0, SimpleNamespace(layer=1, head=2))
+    assert out[ctx.layer] == 1 and out[ctx.head] == 2
 
 
 def test_the_command_line_passes_the_budget_on(monkeypatch) -> None:

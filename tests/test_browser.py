@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_util import click_at, click_plot, expect, plot_json, screenshot, serve
+from browser_util import click_at, click_heatmap, click_plot, expect, heatmap_point, plot_json, screenshot, serve
 
 pytestmark = pytest.mark.browser
 T = 120_000  # ms: generous, the CI machine may be busy
@@ -61,7 +61,7 @@ def analyze(page: Any, prompt: str, first_token: str) -> None:
     page.locator("#ae-prompt textarea").fill(prompt)
     page.get_by_role("button", name="Analyze", exact=True).click()
     expect()(page.locator("#ae-tokens [data-pos='0'] b")).to_have_text(first_token, timeout=T)
-    expect()(page.locator("#ae-overview .js-plotly-plot .heatmaplayer")).to_have_count(1, timeout=T)
+    expect()(page.locator("#ae-overview .ae-hm[data-kind='overview'] canvas")).to_be_visible(timeout=T)
 
 
 def slider_value(page: Any, elem_id: str) -> str:
@@ -77,18 +77,29 @@ def test_analyze_an_example_open_a_head_pick_a_query_and_read_the_steps(page: An
     page.get_by_role("button", name="Indirect object").click()  # an example analyzes at once
     x(page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
     x(page.locator("#ae-prompt textarea")).to_have_value(re.compile("Mary and John"))
-    x(page.locator("#ae-detail .js-plotly-plot .heatmaplayer")).to_have_count(1, timeout=T)
-    overview, detail = plot_json(page, "#ae-overview"), plot_json(page, "#ae-detail")
-    assert overview["data"][0]["type"] == "heatmap" and detail["data"][0]["type"] == "heatmap"
-    assert "Layer 0, head 0" in detail["title"]
+    x(page.locator("#ae-detail .ae-hm[data-kind='head'] canvas")).to_be_visible(timeout=T)
+    x(page.locator("#ae-overview .ae-hm[data-kind='overview'] canvas")).to_be_visible(timeout=T)
+    x(page.locator("#ae-detail .ae-hm-title")).to_have_text("Layer 0, head 0")
+    x(page.locator("#ae-overview .ae-hm")).to_have_attribute("data-outline", "0,0")
+    assert page.evaluate("() => !window.Plotly")  # the first view draws without Plotly's bundle
     n_tokens = page.locator("#ae-tokens [data-pos]").count()
     assert n_tokens > 10
     screenshot(page, "01-analyzed")
 
-    click_plot(page, "#ae-overview", 2, 1)  # the tile of layer 1, head 2
+    page.mouse.move(*heatmap_point(page, "#ae-overview", 1, 2))  # hover names the tile
+    x(page.locator("#ae-overview .ae-hm-tip")).to_contain_text("layer 1, head 2 · block max 0.")
+    click_heatmap(page, "#ae-overview", 1, 2)  # the tile of layer 1, head 2
     x(page.locator("#ae-head input[type=number]")).to_have_value("2", timeout=T)
     assert slider_value(page, "ae-layer") == "1"
     x(page.locator("#ae-detail")).to_contain_text("Layer 1, head 2", timeout=T)
+    x(page.locator("#ae-overview .ae-hm")).to_have_attribute("data-outline", "1,2", timeout=T)
+
+    # The head detail: hover reads a weight, a click on a row makes that token the query.
+    page.mouse.move(*heatmap_point(page, "#ae-detail", 6, 2))
+    x(page.locator("#ae-detail .ae-hm-tip")).to_contain_text(re.compile(r"^query 6 '.+' → key 2 '.+': 0\.\d{4}$"))
+    click_heatmap(page, "#ae-detail", 6, 2)
+    x(page.locator("#ae-query input")).to_have_value(re.compile(r"^6 · "), timeout=T)
+    x(page.locator("#ae-detail")).to_contain_text("query 6", timeout=T)
 
     page.locator("#ae-tokens [data-pos='3']").click()
     x(page.locator("#ae-query input")).to_have_value(re.compile(r"^3 · "), timeout=T)

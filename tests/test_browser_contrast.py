@@ -121,7 +121,7 @@ def open_page(browser: Any, url: str) -> Any:
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
     expect()(page.locator("#ae-status")).to_contain_text(re.compile("Analyzed"), timeout=T)
-    page.wait_for_function("() => document.querySelectorAll('#ae-overview .heatmaplayer').length > 0")
+    page.wait_for_function("() => !!document.querySelector('#ae-overview .ae-hm[data-kind=overview]')")
     page.ae_errors = errors
     return page
 

@@ -56,9 +56,11 @@ def number(page: Any, elem_id: str) -> Any:
 
 
 def drawn(page: Any, *plots: str) -> None:
-    """Wait until each plot's heatmap image is in the page, and the page has painted it."""
+    """Wait until each heatmap is in the page (a Plotly heatmap's image, or a canvas panel's
+    drawn payload), and the page has painted it."""
     page.wait_for_function(
-        "(sels) => sels.every(s => document.querySelector(s + ' .heatmaplayer image[*|href^=\"data:\"]'))",
+        "(sels) => sels.every(s => document.querySelector(s + ' .heatmaplayer image[*|href^=\"data:\"]')"
+        " || document.querySelector(s + ' .ae-hm[data-meta^=attention]'))",
         arg=list(plots),
         timeout=T,
     )

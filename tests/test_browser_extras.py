@@ -225,26 +225,22 @@ def test_lecture_mode_walkthrough_and_keys_at_projector_size(browser: Any, app_u
     p.close()
 
 
-def test_figures_download_as_png_and_svg_named_by_what_they_show(browser: Any, app_url: str) -> None:
+def test_figures_download_as_png_named_by_what_they_show(browser: Any, app_url: str) -> None:
     p = open_app(browser, app_url, accept_downloads=True)
     page = p.page
-    expect()(page.locator("#ae-detail .js-plotly-plot .heatmaplayer")).to_have_count(1, timeout=T)
-    page.locator("#ae-detail .js-plotly-plot").hover()
+    expect()(page.locator("#ae-detail .ae-hm[data-kind='head'] canvas")).to_be_visible(timeout=T)
     names = {}
-    for title, kind in (("Download plot as SVG", "svg"), ("Download plot as PNG", "png")):
-        button = page.locator(f"#ae-detail .modebar-btn[data-title='{title}']")
+    for panel in ("#ae-detail", "#ae-overview"):
         with page.expect_download(timeout=T) as download:
-            button.click()
-        names[kind] = download.value.suggested_filename
-        head = Path(download.value.path()).read_bytes()[:200]
-        assert head.startswith(b"<svg") if kind == "svg" else head.startswith(b"\x89PNG")
-    assert names == {"svg": "attention-L0-H0.svg", "png": "attention-L0-H0.png"}
-    lecture = page.evaluate(
-        "() => document.querySelector('#ae-detail .js-plotly-plot')._fullLayout.font.size"
-    )
+            page.locator(f"{panel} .ae-hm-png").click()
+        names[panel] = download.value.suggested_filename
+        assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert names == {"#ae-detail": "attention-L0-H0.png", "#ae-overview": "attention-overview.png"}
+    # Lecture mode draws the heatmaps' labels larger.
+    lecture = float(page.locator("#ae-detail .ae-hm").get_attribute("data-font") or 0)
     page.locator("#ae-lecture input").check()
     page.wait_for_function(
-        f"() => document.querySelector('#ae-detail .js-plotly-plot')._fullLayout.font.size > {lecture}"
+        f"() => Number(document.querySelector('#ae-detail .ae-hm').dataset.font) > {lecture}"
     )
     p.close()
 
@@ -306,7 +302,7 @@ def test_a_page_opened_while_the_model_loads_waits_and_then_draws(
             x(p.page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
             x(model).to_contain_text("· cpu")
             x(model).not_to_contain_text("loading")
-            x(p.page.locator("#ae-overview .js-plotly-plot")).to_be_visible(timeout=T)
+            x(p.page.locator("#ae-overview .ae-hm[data-kind='overview'] canvas")).to_be_visible(timeout=T)
         finally:
             loaded.set()
             p.close()

@@ -53,7 +53,7 @@ def test_opening_the_page_is_one_server_event_and_a_click_is_one(page: Any, app_
     joins = Joins(page)
     page.goto(app_url)
     x(page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
-    x(page.locator("#ae-overview .js-plotly-plot")).to_be_visible(timeout=T)
+    x(page.locator("#ae-overview .ae-hm[data-kind='overview'] canvas")).to_be_visible(timeout=T)
     settled(page)
     assert joins.count == 1  # restore the view, analyze, select: one event
     joins.count = 0
@@ -79,5 +79,5 @@ def test_the_link_keeps_the_open_tab(page: Any, app_url: str) -> None:
     page.get_by_role("tab", name="Attention heads", exact=True).click()
     page.wait_for_function("() => !location.search.includes('tab=')", timeout=T)  # the default
     page.goto(f"{app_url}?tab=nonsense")  # an unknown tab: the default, no error
-    x(page.locator("#ae-overview .js-plotly-plot")).to_be_visible(timeout=T)
+    x(page.locator("#ae-overview .ae-hm[data-kind='overview'] canvas")).to_be_visible(timeout=T)
     x(page.get_by_role("tab", name="Attention heads", exact=True)).to_have_attribute("aria-selected", "true")

@@ -35,7 +35,7 @@ def open_page(browser: Any, url: str, size: str, query: str = "", **context: Any
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url + query)
     expect()(page.locator("#ae-status")).to_contain_text(re.compile("Analyzed|已分析"), timeout=T)
-    page.wait_for_function("() => document.querySelectorAll('#ae-overview .heatmaplayer').length > 0")
+    page.wait_for_function("() => !!document.querySelector('#ae-overview .ae-hm[data-kind=overview]')")
     page.ae_errors = errors
     return page
 
@@ -62,7 +62,7 @@ def test_a_figure_is_on_the_first_screen(browser: Any, app_url: str, size: str, 
     page = open_page(browser, app_url, size, query)
     height = SIZES[size][1]
     shot = screenshot(page, f"lecture-first-screen-{size}", full_page=False)
-    overview = box(page, "#ae-overview .js-plotly-plot")
+    overview = box(page, "#ae-overview .ae-hm")
     # Its title and at least two rows of tiles show without scrolling.
     assert overview["top"] <= height - 220, (overview, shot)
     assert page.evaluate("() => window.scrollY") == 0
@@ -86,8 +86,17 @@ def test_while_generating_the_distribution_shows_with_the_text(browser: Any, app
 
 # Every drawn figure's title, subtitle, legend and colour bar inside its plot, the title below the
 # mode bar's band, and the legend and colour bar clear of the title.
-FIGURE_BOXES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd.offsetParent && gd._fullLayout)
+FIGURE_BOXES_JS = """() => [...document.querySelectorAll('.js-plotly-plot, .ae-hm[data-meta^=attention]')]
+  .filter(gd => gd.offsetParent && (gd._fullLayout || gd.classList.contains('ae-hm')))
   .map(gd => {
+    if (gd.classList.contains('ae-hm')) {  // a canvas heatmap: its titles are text above the canvas
+      const r = gd.getBoundingClientRect(), c = gd.querySelector('canvas').getBoundingClientRect();
+      const rel = (el) => { const b = el.getBoundingClientRect();
+        return {l: b.left - r.left, r: b.right - r.left, t: b.top - r.top, b: b.bottom - r.top}; };
+      return {id: (gd.closest('[id]') || {}).id, w: r.width, h: r.height, title: null, subtitle: null,
+        legend: null, colorbar: null, canvas: {l: c.left - r.left, r: c.right - r.left, t: c.top - r.top, b: c.bottom - r.top},
+        heading: [rel(gd.querySelector('.ae-hm-title')), rel(gd.querySelector('.ae-hm-sub'))]};
+    }
     const r = gd.getBoundingClientRect();
     const rel = (el) => { if (!el) return null; const b = el.getBoundingClientRect();
       return b.width ? {l: b.left - r.left, r: b.right - r.left, t: b.top - r.top, b: b.bottom - r.top} : null; };
@@ -105,6 +114,9 @@ def assert_nothing_cut(page: Any) -> list[dict]:
     figures = page.evaluate(FIGURE_BOXES_JS)
     assert figures
     for fig in figures:
+        for b in [fig.get("canvas"), *fig.get("heading", [])]:  # canvas heatmaps: inside their panel
+            if b:
+                assert b["l"] >= -1 and b["r"] <= fig["w"] + 1 and b["t"] >= -1 and b["b"] <= fig["h"] + 1, fig
         for part in ("title", "subtitle", "legend", "colorbar"):
             b = fig[part]
             if b:
@@ -219,8 +231,14 @@ GRADIENTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot .colorbar
   .map(el => el.style.fill).filter(Boolean)"""
 
 
+INK_LIGHT = """(sel) => { const ink = (document.querySelector(sel + ' .ae-hm').dataset.ink || '').match(/\\d+/g);
+  return !!ink && ink.slice(0, 3).reduce((a, b) => a + Number(b), 0) > 540; }"""
+
+
 def test_colour_bars_keep_their_gradient_and_figures_follow_dark_mode(browser: Any, app_url: str) -> None:
     page = open_page(browser, app_url, "laptop")
+    page.get_by_role("tab", name="Q/K/V step by step").click()  # Plotly figures with colour bars
+    page.wait_for_function(f"() => ({GRADIENTS_JS})().length > 0", timeout=T)
     for toggle in ("#ae-lecture input", "#ae-dark input"):
         page.locator(toggle).check()
         page.wait_for_timeout(800)
@@ -232,24 +250,15 @@ def test_colour_bars_keep_their_gradient_and_figures_follow_dark_mode(browser: A
         ".map(g => g._fullLayout.paper_bgcolor)"
     )
     assert paper and all(c == "#0f172a" for c in paper), paper
+    # The heads tab's canvases draw their labels in the page's (light) text colour.
+    page.get_by_role("tab", name="Attention heads").click()
+    for panel in ("#ae-overview", "#ae-detail"):
+        page.wait_for_function(INK_LIGHT, arg=panel, timeout=T)
     page.locator("#ae-head input[type=number]").fill("3")
     page.locator("#ae-head input[type=number]").press("Enter")  # a redraw stays dark
-    page.wait_for_function(
-        "() => (document.querySelector('#ae-detail .js-plotly-plot').layout.title.text || '').includes('head 3')",
-        timeout=T,
-    )
-    page.wait_for_timeout(500)
-    assert (
-        page.evaluate("() => document.querySelector('#ae-detail .js-plotly-plot')._fullLayout.paper_bgcolor")
-        == "#0f172a"
-    )
+    expect()(page.locator("#ae-detail .ae-hm-title")).to_have_text("Layer 0, head 3", timeout=T)
+    assert page.evaluate(INK_LIGHT, "#ae-detail")
     screenshot(page, "lecture-dark-laptop", full_page=False)
     page.locator("#ae-dark input").uncheck()
-    page.wait_for_timeout(500)
-    assert (
-        page.evaluate(
-            "() => document.querySelector('#ae-overview .js-plotly-plot')._fullLayout.paper_bgcolor"
-        )
-        == "white"
-    )
+    page.wait_for_function(f"() => !({INK_LIGHT})('#ae-overview')", timeout=T)
     close(page)

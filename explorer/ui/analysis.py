@@ -31,7 +31,8 @@ class Selection:
 
     @property
     def targets(self) -> list[Any]:
-        return [self.overview, self.detail, self.detail_note, self.steps.selection, *self.steps.step_components]
+        # The overview last: the API's breakdown keeps the order it had before the outline.
+        return [self.detail, self.detail_note, self.steps.selection, *self.steps.step_components, self.overview]
 
     def outputs(self, session: Session, layer: int, head: int, query: int, mean: bool) -> dict[Any, Any]:
         analysis = require_analysis(self.ctx, session)
@@ -43,7 +44,7 @@ class Selection:
         )
         bd = breakdown(analysis, layer, head, query)
         out: dict[Any, Any] = {
-            self.overview: gr.update(selected=[layer, which]),
+            self.overview: gr.update(outline=[layer, which]),
             self.detail: fig,
             self.detail_note: note,
             self.steps.selection: views.selection_markdown(bd),
@@ -95,16 +96,9 @@ def wire_analysis(
 ) -> AnalysisEvent:
     """Analyze on the button, on Enter and on an example; returns the event for other chains."""
     status = ctx.status
-    outputs = [
-        status,
-        ctx.session,
-        ctx.analyzed,
-        bar.tokens,
-        ctx.layer,
-        ctx.head,
-        ctx.query,
-        *selection.targets,
-    ]
+    # The overview where the API has always returned it, then the selection's panels.
+    first = [status, ctx.session, ctx.analyzed, bar.tokens, selection.overview, ctx.layer, ctx.head, ctx.query]
+    outputs = list(dict.fromkeys([*first, *selection.targets]))
 
     @guarded(status)
     def run_analysis(

@@ -26,7 +26,7 @@ HEATMAP_TEMPLATE = (
 
 
 def heatmap(message: str, elem_id: str) -> gr.HTML:
-    """A canvas heatmap panel showing `message` until a payload comes. Its `selected` prop
+    """A canvas heatmap panel showing `message` until a payload comes. Its `outline` prop
     ([layer, head or None]) outlines the open head in an overview."""
     return gr.HTML(
         grid.message(message),
@@ -35,7 +35,7 @@ def heatmap(message: str, elem_id: str) -> gr.HTML:
         elem_id=elem_id,
         elem_classes=["ae-heatmap"],
         apply_default_css=False,
-        selected=None,
+        outline=None,
     )
 
 

@@ -59,14 +59,19 @@ const paint = (data, at, v, zmax) => {
   const k = Math.max(0, Math.min(255, Math.round((v / zmax) * 255))) * 3;
   data[at] = lut[k]; data[at + 1] = lut[k + 1]; data[at + 2] = lut[k + 2]; data[at + 3] = 255;
 };
+// The colour bar at x: a 12 px gradient, its two values beside it, its title turned along it.
+const BAR = 12;
+const barWidth = (c, s) => BAR + 4 + Math.ceil(c.measureText('0.00').width) + 6 + s.small + 6;
 const colorbar = (c, x, y, h, s, label, zmax) => {
   const grad = c.createLinearGradient(0, y + h, 0, y);
   for (let i = 0; i <= 10; i++) { const k = Math.round(i * 25.5) * 3; grad.addColorStop(i / 10, `rgb(${lut[k]},${lut[k + 1]},${lut[k + 2]})`); }
-  c.fillStyle = grad; c.fillRect(x, y, 12, h);
+  c.fillStyle = grad; c.fillRect(x, y, BAR, h);
   c.fillStyle = s.color; c.textAlign = 'left'; c.textBaseline = 'middle';
-  c.fillText(fmt(zmax, 2), x + 16, y + 4); c.fillText('0', x + 16, y + h - 4);
-  c.save(); c.translate(x + 16 + s.small * 0.6, y + h / 2); c.rotate(-Math.PI / 2);
-  c.textAlign = 'center'; c.fillStyle = s.muted; c.fillText(label, 0, s.small * 1.6); c.restore();
+  c.fillText(fmt(zmax, 2), x + BAR + 4, y + s.small / 2); c.fillText('0', x + BAR + 4, y + h - s.small / 2);
+  const along = x + BAR + 4 + Math.ceil(c.measureText('0.00').width) + 6 + s.small / 2;
+  c.save(); c.translate(along, y + h / 2); c.rotate(-Math.PI / 2);
+  c.textAlign = 'center'; c.fillStyle = s.muted; c.fillText(clip(label, Math.max(6, Math.floor(h / (s.small * 0.55)))), 0, 0);
+  c.restore();
 };
 const begin = (w, h) => {
   const dpr = window.devicePixelRatio || 1;
@@ -82,7 +87,7 @@ const begin = (w, h) => {
 const drawOverview = (W, s) => {
   const [L, H, tq, tk] = p.shape, first = p.first_layer || 0;
   const c0 = canvas.getContext('2d'); c0.font = s.font;
-  const left = Math.ceil(c0.measureText('L' + (first + L - 1)).width) + 10, top = s.small + 8, right = 34 + s.small * 2.5;
+  const left = Math.ceil(c0.measureText('L' + (first + L - 1)).width) + 10, top = s.small + 8, right = barWidth(c0, s) + 8;
   const gapOf = (S) => (S >= 12 ? 2 : 1);
   let S = Math.floor((W - left - right) / H) - 2;
   S = Math.max(4, Math.min(S, Math.floor(((L <= 12 ? 620 : 900) - top - 8) / L) - gapOf(S)));
@@ -106,14 +111,14 @@ const drawOverview = (W, s) => {
   const everyH = Math.max(1, Math.ceil(c.measureText('H' + (H - 1)).width / pitch + 0.15));
   c.textAlign = 'center'; c.textBaseline = 'alphabetic';
   for (let hd = 0; hd < H; hd += everyH) c.fillText('H' + hd, left + hd * pitch + S / 2, top - 5);
-  const sel = props.selected;
+  const sel = props.outline;
   if (Array.isArray(sel) && sel[0] - first >= 0 && sel[0] - first < L) {
     const l = sel[0] - first, whole = sel[1] === null || sel[1] === undefined;
     c.strokeStyle = p.highlight; c.lineWidth = 2.5;
     const x = left + (whole ? 0 : sel[1] * pitch) - 2, y = top + l * pitch - 2;
     c.strokeRect(x, y, (whole ? H * pitch - gap : S) + 4, S + 4);
   }
-  colorbar(c, W - right + 10, top, Math.min(L * pitch - gap, 320), s, p.colorbar, 1);
+  colorbar(c, W - right + 8, top, Math.min(L * pitch - gap, 320), s, p.colorbar, 1);
   geo = {left, top, pitch, S, L, H, tq, tk, first};
   return h;
 };
@@ -127,7 +132,7 @@ const drawHead = (W, s) => {
   for (let k = r0 + off0; k < r1 + off0; k++) longest = Math.max(longest, cx.measureText(label(k)).width);
   let longestX = 0;
   for (let k = c0; k < c1; k++) longestX = Math.max(longestX, cx.measureText(label(k)).width);
-  const left = Math.ceil(longest) + s.small * 1.6 + 10, right = 34 + s.small * 2.5;
+  const left = Math.ceil(longest) + s.small * 1.6 + 10, right = barWidth(cx, s) + 8;
   const bottom = Math.ceil(Math.min(longestX, 110)) + s.small * 1.6 + 12, top = 6;
   const pw = Math.max(60, W - left - right), cw = pw / nc;
   const ph = Math.max(160, Math.min(560, nr * cw)), ch = ph / nr;
@@ -157,7 +162,7 @@ const drawHead = (W, s) => {
       c.strokeRect(left, top + i * ch, (last + 1) * cw, ch);
     }
   }
-  colorbar(c, W - right + 10, top, Math.min(ph, 320), s, p.colorbar, p.zmax);
+  colorbar(c, W - right + 8, top, Math.min(ph, 320), s, p.colorbar, p.zmax);
   geo = {left, top, cw, ch, pw, ph, off0};
   return h;
 };
@@ -168,7 +173,11 @@ const draw = () => {
   const message = !p || p.kind === 'message' || !cells;
   msg.hidden = !message; canvas.hidden = message;
   titleEl.textContent = message ? '' : p.title || ''; subEl.textContent = message ? '' : p.subtitle || '';
-  if (message) { msg.textContent = p && p.text ? p.text : ''; geo = null; root.dataset.drawn = String(++drawn); return; }
+  if (message) {
+    msg.textContent = p && p.text ? p.text : ''; geo = null;
+    root.dataset.kind = 'message'; root.dataset.meta = ''; root.dataset.drawn = String(++drawn);
+    return;
+  }
   lastW = W;
   if (!W) return;  // a hidden tab: drawn when it shows (the ResizeObserver)
   const s = style();
@@ -177,6 +186,9 @@ const draw = () => {
   resetBtn.hidden = !(view && (view.r0 || view.c0 || view.r1 < p.shape[0] || view.c1 < p.shape[1]));
   pngBtn.hidden = false;
   root.dataset.kind = p.kind; root.dataset.meta = p.meta || ''; root.dataset.height = String(h);
+  // What was drawn, for tests: the outlined head, the text colour and size (Dark, Lecture mode).
+  root.dataset.outline = Array.isArray(props.outline) ? props.outline.join(',') : '';
+  root.dataset.ink = s.color; root.dataset.font = String(s.small);
   root.dataset.drawn = String(++drawn);
 };
 const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(draw); } };
@@ -260,9 +272,22 @@ pngBtn.addEventListener('click', () => {
   });
 });
 
+// Where a tile (layer, head) or a cell (query, key) is on screen, for tests and benches.
+root.aePoint = (a, b) => {
+  if (!geo || !p) return null;
+  const r = canvas.getBoundingClientRect();
+  if (p.kind === 'overview') {
+    const {left, top, pitch, S, first} = geo;
+    return [r.left + left + b * pitch + S / 2, r.top + top + (a - first) * pitch + S / 2];
+  }
+  const {left, top, cw, ch, off0} = geo;
+  return [r.left + left + (b - view.c0 + 0.5) * cw, r.top + top + (a - off0 - view.r0 + 0.5) * ch];
+};
+
 // --- redraws: a new payload or selection, a resize, Dark or Lecture mode ----------------------
 watch('value', load);
-watch('selected', schedule);
+// The outline prop, named without quotes: Gradio reads a quoted name in this script as a custom event.
+watch(Object.keys(props).filter((k) => !['value', 'label', 'visible'].includes(k)), schedule);
 new ResizeObserver(() => { if (Math.floor(root.clientWidth) !== lastW) schedule(); }).observe(root);
 const modes = new MutationObserver(schedule);
 modes.observe(document.body, {attributes: true, attributeFilter: ['class']});
