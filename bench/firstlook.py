@@ -64,14 +64,23 @@ window.__aeBefore = [];
 
 
 class Traffic:
-    """Queue joins and bytes received by one page, counted from a mark."""
+    """Queue joins and bytes received by one page, counted from a mark.
+
+    Bytes come from Chromium's own network events (DevTools Network.dataReceived, the encoded
+    length of each chunk as it arrives): Gradio streams every reply of a page down one
+    long-lived /queue/data response, whose size Playwright reports only when it ends."""
 
     def __init__(self, page: Any) -> None:
         self.joins: list[float] = []
         self.bytes = 0
         self.first_reply: float | None = None
+        self._streams: set[str] = set()
         page.on("request", self._request)
-        page.on("requestfinished", self._finished)
+        cdp = page.context.new_cdp_session(page)
+        cdp.on("Network.requestWillBeSent", self._sent)
+        cdp.on("Network.dataReceived", self._data)
+        cdp.send("Network.enable")
+        self._cdp = cdp
 
     def mark(self) -> None:
         self.joins, self.bytes, self.first_reply = [], 0, None
@@ -80,12 +89,13 @@ class Traffic:
         if "/gradio_api/queue/join" in request.url:
             self.joins.append(time.perf_counter())
 
-    def _finished(self, request: Any) -> None:
-        try:
-            self.bytes += int(request.sizes().get("responseBodySize", 0))
-        except Exception:  # noqa: BLE001 - a request the page abandoned
-            return
-        if "/queue/data" in request.url and self.first_reply is None:
+    def _sent(self, event: dict[str, Any]) -> None:
+        if "/queue/data" in event.get("request", {}).get("url", ""):
+            self._streams.add(event["requestId"])
+
+    def _data(self, event: dict[str, Any]) -> None:
+        self.bytes += int(event.get("encodedDataLength") or event.get("dataLength") or 0)
+        if event.get("requestId") in self._streams and self.first_reply is None and self.joins:
             self.first_reply = time.perf_counter()
 
 
