@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_util import click_at, click_heatmap, click_plot, expect, heatmap_point, plot_json, screenshot, serve
+from browser_util import (
+    click_at,
+    click_heatmap,
+    click_plot,
+    expect,
+    heatmap_point,
+    plot_json,
+    screenshot,
+    serve,
+)
 
 pytestmark = pytest.mark.browser
 T = 120_000  # ms: generous, the CI machine may be busy
@@ -96,7 +105,9 @@ def test_analyze_an_example_open_a_head_pick_a_query_and_read_the_steps(page: An
 
     # The head detail: hover reads a weight, a click on a row makes that token the query.
     page.mouse.move(*heatmap_point(page, "#ae-detail", 6, 2))
-    x(page.locator("#ae-detail .ae-hm-tip")).to_contain_text(re.compile(r"^query 6 '.+' → key 2 '.+': 0\.\d{4}$"))
+    x(page.locator("#ae-detail .ae-hm-tip")).to_contain_text(
+        re.compile(r"^query 6 '.+' → key 2 '.+': 0\.\d{4}$")
+    )
     click_heatmap(page, "#ae-detail", 6, 2)
     x(page.locator("#ae-query input")).to_have_value(re.compile(r"^6 · "), timeout=T)
     x(page.locator("#ae-detail")).to_contain_text("query 6", timeout=T)

@@ -116,7 +116,9 @@ def assert_nothing_cut(page: Any) -> list[dict]:
     for fig in figures:
         for b in [fig.get("canvas"), *fig.get("heading", [])]:  # canvas heatmaps: inside their panel
             if b:
-                assert b["l"] >= -1 and b["r"] <= fig["w"] + 1 and b["t"] >= -1 and b["b"] <= fig["h"] + 1, fig
+                assert b["l"] >= -1 and b["r"] <= fig["w"] + 1 and b["t"] >= -1 and b["b"] <= fig["h"] + 1, (
+                    fig
+                )
         for part in ("title", "subtitle", "legend", "colorbar"):
             b = fig[part]
             if b:

@@ -38,7 +38,9 @@ def test_the_overview_pools_as_the_plotly_overview_did(analysis) -> None:
     tile = payload["shape"][2]
     assert tile <= 48 and cells.shape == (3, 4, tile, tile)
     z = np.asarray(overview_figure(pattern).data[0].z)
-    assert np.allclose(cells[1, 2], z[(tile + 1) : (tile + 1) + tile, 2 * (tile + 1) : 2 * (tile + 1) + tile], atol=1e-5)
+    assert np.allclose(
+        cells[1, 2], z[(tile + 1) : (tile + 1) + tile, 2 * (tile + 1) : 2 * (tile + 1) + tile], atol=1e-5
+    )
     zoomed = grid.overview_grid(pattern, layers=range(1, 3))
     assert zoomed["first_layer"] == 1 and zoomed["shape"][0] == 2 and zoomed["n_layer_all"] == 3
 
@@ -65,7 +67,9 @@ def test_a_long_prompt_shows_a_window_of_rows_around_the_query() -> None:
     pattern = np.tril(np.random.default_rng(1).random((n, n))).astype(np.float32)
     rows = max(48, DETAIL_MAX_CELLS // n)
     lo = 200 - rows // 2
-    payload = grid.head_grid(pattern[lo : lo + rows, : lo + rows], [f"t{i}" for i in range(n)], 0, 0, 200, row_offset=lo)
+    payload = grid.head_grid(
+        pattern[lo : lo + rows, : lo + rows], [f"t{i}" for i in range(n)], 0, 0, 200, row_offset=lo
+    )
     cells = grid.decode(payload)
     assert cells.shape == (rows, lo + rows) and payload["row_offset"] == lo
     assert np.isnan(cells[0, lo + 1]) and cells[0, lo] == pattern[lo, lo]  # row lo sees keys 0..lo
@@ -85,3 +89,17 @@ def test_what_a_payload_costs_the_figure_budget(analysis) -> None:
     payload = grid.analysis_overview_grid(analysis)
     (kept,), size = sent(payload)
     assert kept is payload and len(json.dumps(payload)) <= size <= len(json.dumps(payload)) + 2048
+
+
+def test_a_deep_model_offers_ranges_of_twelve_layers() -> None:
+    from explorer.ui.heads_tab import layer_range
+
+    pattern = np.random.default_rng(2).random((30, 2, 8, 8)).astype(np.float32)
+    payload = grid.overview_grid(pattern)
+    assert payload["ranges"] == [[0, 12], [12, 24], [24, 30]]
+    assert grid.overview_grid(pattern[:12])["ranges"] == []  # twelve layers or fewer: one view
+    zoomed = grid.overview_grid(pattern, layers=range(24, 30))
+    assert zoomed["first_layer"] == 24 and zoomed["shape"][0] == 6
+    assert layer_range([24, 30], 30) == range(24, 30)
+    for bad in ([0, 31], [5, 5], [-1, 3], [0.5, 3], "0,3", [0], None, [float("nan"), 2]):
+        assert layer_range(bad, 30) is None, bad

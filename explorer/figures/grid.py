@@ -43,7 +43,9 @@ OVERVIEW_LEVELS = 65535
 
 
 def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()).decode()
+    return base64.b64encode(
+        np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+    ).decode()
 
 
 def decode(payload: dict[str, Any]) -> np.ndarray:
@@ -67,6 +69,7 @@ def overview_grid(
     layers: range | None = None,
     max_cells: int = 48,
     max_z_cells: int = OVERVIEW_MAX_Z_CELLS,
+    range_size: int = 12,
 ) -> dict[str, Any]:
     """Every head of every layer (or of `layers`): each tile that head's [query, key] pattern
     block-max-pooled to at most `max_cells` a side (see figures.overview_tile), sent as
@@ -89,6 +92,9 @@ def overview_grid(
         "data": _b64(levels),
         "first_layer": shown.start,
         "n_layer_all": n_all,
+        "ranges": [[lo, min(lo + range_size, n_all)] for lo in range(0, n_all, range_size)]
+        if n_all > range_size
+        else [],
         "zmax": 1.0,
         "colorscale": [list(stop) for stop in VIRIDIS],
         "highlight": HIGHLIGHT,
@@ -128,6 +134,8 @@ def head_grid(
         "dtype": "f32",
         "data": _b64(z),
         "row_offset": row_offset,
+        "layer": layer,
+        "head": head,
         "tokens": [str(t) for t in tokens[:cols]],
         "query": query,
         "zmax": zmax or 1.0,
@@ -141,7 +149,9 @@ def analysis_overview_grid(analysis: Analysis, layers: range | None = None) -> d
     return overview_grid(analysis.pattern, layers=layers)
 
 
-def head_detail_grid(analysis: Analysis, layer: int, head: int | None, query: int) -> tuple[dict[str, Any], str]:
+def head_detail_grid(
+    analysis: Analysis, layer: int, head: int | None, query: int
+) -> tuple[dict[str, Any], str]:
     """One head (None: the layer's mean) of an analysis, and a note when it shows a window of a
     long prompt (query rows around the selected query, each as long as the window's last)."""
     # The model's values, even where the analysis keeps the pattern quantized.

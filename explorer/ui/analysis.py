@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
+
 from explorer import views
 from explorer.analysis.arithmetic import breakdown
 from explorer.figures import grid
@@ -32,7 +33,13 @@ class Selection:
     @property
     def targets(self) -> list[Any]:
         # The overview last: the API's breakdown keeps the order it had before the outline.
-        return [self.detail, self.detail_note, self.steps.selection, *self.steps.step_components, self.overview]
+        return [
+            self.detail,
+            self.detail_note,
+            self.steps.selection,
+            *self.steps.step_components,
+            self.overview,
+        ]
 
     def outputs(self, session: Session, layer: int, head: int, query: int, mean: bool) -> dict[Any, Any]:
         analysis = require_analysis(self.ctx, session)
@@ -97,7 +104,16 @@ def wire_analysis(
     """Analyze on the button, on Enter and on an example; returns the event for other chains."""
     status = ctx.status
     # The overview where the API has always returned it, then the selection's panels.
-    first = [status, ctx.session, ctx.analyzed, bar.tokens, selection.overview, ctx.layer, ctx.head, ctx.query]
+    first = [
+        status,
+        ctx.session,
+        ctx.analyzed,
+        bar.tokens,
+        selection.overview,
+        ctx.layer,
+        ctx.head,
+        ctx.query,
+    ]
     outputs = list(dict.fromkeys([*first, *selection.targets]))
 
     @guarded(status)

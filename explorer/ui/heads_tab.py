@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from explorer.figures import grid
-from explorer.ui.analysis import Selection
+from explorer.ui.analysis import Selection, sent
 from explorer.ui.common import Context, clamp, guarded, require_analysis, static
 from explorer.ui.state import CONCURRENCY, Session
 
@@ -18,7 +18,8 @@ from explorer.ui.state import CONCURRENCY, Session
 HEATMAP_TEMPLATE = (
     "<div class='ae-hm'><div class='ae-hm-head'><div class='ae-hm-titles'>"
     "<div class='ae-hm-title'></div><div class='ae-hm-sub'></div></div>"
-    "<div class='ae-hm-tools'><button type='button' class='ae-hm-reset' hidden>Zoom out</button>"
+    "<div class='ae-hm-tools'><span class='ae-hm-ranges'></span>"
+    "<button type='button' class='ae-hm-reset' hidden>Zoom out</button>"
     "<button type='button' class='ae-hm-png' hidden title='Save as PNG'>PNG</button></div></div>"
     "<div class='ae-hm-msg'></div><canvas role='img'></canvas>"
     "<div class='ae-hm-band' hidden></div><div class='ae-hm-tip' role='tooltip' hidden></div></div>"
@@ -72,12 +73,37 @@ def _index(value: Any) -> int | None:
     return int(value) if float(value).is_integer() and abs(value) < 2**31 else None
 
 
+LAYERS_PER_RANGE = 12  # the overview of a deeper model offers its layers in ranges of this many
+
+
+def layer_range(value: Any, n_layer: int) -> range | None:
+    """The layers [lo, hi) a range button of the overview asks for; None for a range no page sends."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    lo, hi = _index(value[0]), _index(value[1])
+    if lo is None or hi is None or not 0 <= lo < hi <= n_layer:
+        return None
+    return range(lo, hi)
+
+
 def wire_overview_click(ctx: Context, tab: HeadsTab, selection: Selection) -> None:
-    """A click on a tile of the overview opens that head."""
+    """A click on a tile of the overview opens that head; a click on a range button (deeper
+    models) shows those layers alone, each tile drawn from more cells."""
 
     @guarded(ctx.status)
     def open_head(session: Session, query: Any, evt: gr.EventData) -> dict[Any, Any]:
         analysis = require_analysis(ctx, session)
+        if getattr(evt, "layers", None) is not None:
+            shown = layer_range(evt.layers, analysis.n_layer)  # type: ignore[attr-defined]
+            if shown is None:
+                return gr.skip()
+            key = session.analysis_key
+            payload = ctx.analyses.figure(
+                key,
+                ("overview", shown.start, shown.stop),
+                lambda: sent(grid.analysis_overview_grid(analysis, shown)),
+            )[0]
+            return {ctx.status: "", tab.overview: gr.update(value=payload)}
         layer, head = _index(getattr(evt, "layer", None)), _index(getattr(evt, "head", None))
         if layer is None or head is None:  # a click the page cannot make: nothing to open
             return gr.skip()
@@ -89,7 +115,7 @@ def wire_overview_click(ctx: Context, tab: HeadsTab, selection: Selection) -> No
     tab.overview.click(
         open_head,
         [ctx.session, ctx.query],
-        [ctx.status, ctx.layer, ctx.head, ctx.mean, *selection.targets],
+        list(dict.fromkeys([ctx.status, ctx.layer, ctx.head, ctx.mean, *selection.targets, tab.overview])),
         api_visibility="private",
         concurrency_limit=CONCURRENCY,
         show_progress_on=[tab.detail],

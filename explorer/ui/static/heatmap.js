@@ -6,7 +6,7 @@
 const root = element.querySelector('.ae-hm');
 const $ = (sel) => root.querySelector(sel);
 const canvas = $('canvas'), tip = $('.ae-hm-tip'), msg = $('.ae-hm-msg');
-const titleEl = $('.ae-hm-title'), subEl = $('.ae-hm-sub'), resetBtn = $('.ae-hm-reset'), pngBtn = $('.ae-hm-png');
+const ranges = $('.ae-hm-ranges'), titleEl = $('.ae-hm-title'), subEl = $('.ae-hm-sub'), resetBtn = $('.ae-hm-reset'), pngBtn = $('.ae-hm-png');
 let p = null, cells = null, lut = null, geo = null, view = null, drag = null, drawn = 0, pending = false, lastW = -1;
 
 const decode = (q) => {
@@ -29,6 +29,29 @@ const makeLut = (stops) => {  // 256 RGB entries, interpolated in RGB between th
 const value = (i) => (p.dtype === 'f32' ? cells[i] : cells[i] * p.scale);
 const fmt = (v, d) => (Number.isFinite(v) ? v.toFixed(d) : '–');
 const clip = (s, n) => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+
+// The page's language (Gradio sets <html lang> from its locale): titles, axes and hover in it.
+const zh = () => (document.documentElement.lang || '').toLowerCase().startsWith('zh');
+const T = {
+  overview: () => (zh() ? ['所有注意力头 · 点击一格打开它', '行：层 · 列：注意力头 · 每格：查询 ↓，键 →', '注意力（块内最大值）']
+    : [p.title, p.subtitle, p.colorbar]),
+  head: () => {
+    if (!zh()) return [p.title, p.subtitle, p.colorbar];
+    const q = p.query, t = (p.tokens || [])[q];
+    const title = `第 ${p.layer} 层，` + (p.head === null || p.head === undefined ? '各注意力头的平均' : `注意力头 ${p.head}`);
+    const sub = '每个查询词元关注哪里' + (Number.isInteger(q) && t !== undefined ? ` · 已框出查询 ${q} '${t}'` : '');
+    return [title, sub, `注意力 0 – ${fmt(p.zmax, 2)}`];
+  },
+  key: () => (zh() ? '键（被关注的词元）' : 'key (attended to)'),
+  query: () => (zh() ? '查询（发出关注的词元）' : 'query (attending)'),
+  tile: (h) => (zh() ? `第 ${h.layer} 层，注意力头 ${h.head} · 块内最大值 ${fmt(h.v, 3)}`
+    : `layer ${h.layer}, head ${h.head} · block max ${fmt(h.v, 3)}`),
+  cell: (h, t) => (zh() ? `查询 ${h.query} '${t[h.query]}' → 键 ${h.col} '${t[h.col]}'：${fmt(h.v, 4)}`
+    : `query ${h.query} '${t[h.query]}' → key ${h.col} '${t[h.col]}': ${fmt(h.v, 4)}`),
+  masked: (h, t) => (zh() ? `查询 ${h.query} '${t[h.query]}' 看不到键 ${h.col}（在它之后的词元）`
+    : `query ${h.query} '${t[h.query]}' cannot see key ${h.col} (a later token)`),
+  zoomOut: () => (zh() ? '还原缩放' : 'Zoom out'),
+};
 
 const load = () => {
   p = props.value && typeof props.value === 'object' ? props.value : null;
@@ -84,7 +107,7 @@ const begin = (w, h) => {
   return c;
 };
 
-const drawOverview = (W, s) => {
+const drawOverview = (W, s, bar) => {
   const [L, H, tq, tk] = p.shape, first = p.first_layer || 0;
   const c0 = canvas.getContext('2d'); c0.font = s.font;
   const left = Math.ceil(c0.measureText('L' + (first + L - 1)).width) + 10, top = s.small + 8, right = barWidth(c0, s) + 8;
@@ -118,12 +141,12 @@ const drawOverview = (W, s) => {
     const x = left + (whole ? 0 : sel[1] * pitch) - 2, y = top + l * pitch - 2;
     c.strokeRect(x, y, (whole ? H * pitch - gap : S) + 4, S + 4);
   }
-  colorbar(c, W - right + 8, top, Math.min(L * pitch - gap, 320), s, p.colorbar, 1);
+  colorbar(c, W - right + 8, top, Math.min(L * pitch - gap, 320), s, bar, 1);
   geo = {left, top, pitch, S, L, H, tq, tk, first};
   return h;
 };
 
-const drawHead = (W, s) => {
+const drawHead = (W, s, bar) => {
   const [R, C] = p.shape, off0 = p.row_offset || 0, tokens = p.tokens || [];
   const {r0, r1, c0, c1} = view, nr = r1 - r0, nc = c1 - c0;
   const cx = canvas.getContext('2d'); cx.font = s.font;
@@ -152,8 +175,8 @@ const drawHead = (W, s) => {
     c.fillText(label(c0 + j), 0, 0); c.restore();
   }
   c.fillStyle = s.muted; c.textAlign = 'center'; c.textBaseline = 'alphabetic';
-  c.fillText('key (attended to)', left + pw / 2, h - 4);
-  c.save(); c.translate(s.small + 2, top + ph / 2); c.rotate(-Math.PI / 2); c.fillText('query (attending)', 0, 0); c.restore();
+  c.fillText(T.key(), left + pw / 2, h - 4);
+  c.save(); c.translate(s.small + 2, top + ph / 2); c.rotate(-Math.PI / 2); c.fillText(T.query(), 0, 0); c.restore();
   const q = p.query;
   if (Number.isInteger(q) && q - off0 >= r0 && q - off0 < r1) {
     const i = q - off0 - r0, last = Math.min(q, c1 - 1) - c0;
@@ -162,7 +185,7 @@ const drawHead = (W, s) => {
       c.strokeRect(left, top + i * ch, (last + 1) * cw, ch);
     }
   }
-  colorbar(c, W - right + 8, top, Math.min(ph, 320), s, p.colorbar, p.zmax);
+  colorbar(c, W - right + 8, top, Math.min(ph, 320), s, bar, p.zmax);
   geo = {left, top, cw, ch, pw, ph, off0};
   return h;
 };
@@ -172,7 +195,8 @@ const draw = () => {
   const W = Math.floor(root.clientWidth);
   const message = !p || p.kind === 'message' || !cells;
   msg.hidden = !message; canvas.hidden = message;
-  titleEl.textContent = message ? '' : p.title || ''; subEl.textContent = message ? '' : p.subtitle || '';
+  const [title, subtitle, bar] = message ? ['', '', ''] : T[p.kind === 'overview' ? 'overview' : 'head']();
+  titleEl.textContent = title || ''; subEl.textContent = subtitle || ''; resetBtn.textContent = T.zoomOut();
   if (message) {
     msg.textContent = p && p.text ? p.text : ''; geo = null;
     root.dataset.kind = 'message'; root.dataset.meta = ''; root.dataset.drawn = String(++drawn);
@@ -181,8 +205,9 @@ const draw = () => {
   lastW = W;
   if (!W) return;  // a hidden tab: drawn when it shows (the ResizeObserver)
   const s = style();
-  const h = p.kind === 'overview' ? drawOverview(W, s) : drawHead(W, s);
-  canvas.setAttribute('aria-label', `${p.title}. ${p.subtitle || ''}`);
+  const h = p.kind === 'overview' ? drawOverview(W, s, bar) : drawHead(W, s, bar);
+  canvas.setAttribute('aria-label', `${title}. ${subtitle || ''}`);
+  drawRanges();
   resetBtn.hidden = !(view && (view.r0 || view.c0 || view.r1 < p.shape[0] || view.c1 < p.shape[1]));
   pngBtn.hidden = false;
   root.dataset.kind = p.kind; root.dataset.meta = p.meta || ''; root.dataset.height = String(h);
@@ -190,6 +215,24 @@ const draw = () => {
   root.dataset.outline = Array.isArray(props.outline) ? props.outline.join(',') : '';
   root.dataset.ink = s.color; root.dataset.font = String(s.small);
   root.dataset.drawn = String(++drawn);
+};
+// A deep model's overview: buttons for all layers and for each range of them (shown alone).
+let rangesFor = null;
+const drawRanges = () => {
+  const list = p && p.kind === 'overview' && p.ranges && p.ranges.length ? p.ranges : [];
+  const key = JSON.stringify([list, p && p.first_layer, p && p.shape && p.shape[0], zh()]);
+  if (key === rangesFor) return;
+  rangesFor = key;
+  const first = p ? p.first_layer || 0 : 0, shown = p && p.shape ? p.shape[0] : 0;
+  const buttons = list.length ? [[0, p.n_layer_all], ...list] : [];
+  ranges.replaceChildren(...buttons.map(([lo, hi]) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = lo === 0 && hi === p.n_layer_all ? (zh() ? '全部层' : 'All layers') : `L${lo}–${hi - 1}`;
+    b.setAttribute('aria-pressed', String(lo === first && hi === first + shown));
+    b.addEventListener('click', () => trigger('click', {layers: [lo, hi]}));
+    return b;
+  }));
 };
 const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(draw); } };
 
@@ -217,10 +260,9 @@ const showTip = (x, y, text) => {
   tip.style.top = (y + canvas.offsetTop + 16) + 'px';
 };
 const describe = (h) => {
-  if (p.kind === 'overview') return `layer ${h.layer}, head ${h.head} · block max ${fmt(h.v, 3)}`;
+  if (p.kind === 'overview') return T.tile(h);
   const t = p.tokens || [];
-  if (!Number.isFinite(h.v)) return `query ${h.query} '${t[h.query]}' cannot see key ${h.col} (a later token)`;
-  return `query ${h.query} '${t[h.query]}' → key ${h.col} '${t[h.col]}': ${fmt(h.v, 4)}`;
+  return Number.isFinite(h.v) ? T.cell(h, t) : T.masked(h, t);
 };
 canvas.addEventListener('mousemove', (ev) => {
   const [x, y] = at(ev);
@@ -291,5 +333,5 @@ watch(Object.keys(props).filter((k) => !['value', 'label', 'visible'].includes(k
 new ResizeObserver(() => { if (Math.floor(root.clientWidth) !== lastW) schedule(); }).observe(root);
 const modes = new MutationObserver(schedule);
 modes.observe(document.body, {attributes: true, attributeFilter: ['class']});
-modes.observe(document.documentElement, {attributes: true, attributeFilter: ['class']});
+modes.observe(document.documentElement, {attributes: true, attributeFilter: ['class', 'lang']});
 load();
