@@ -96,6 +96,18 @@ const colorbar = (c, x, y, h, s, label, zmax) => {
   c.textAlign = 'center'; c.fillStyle = s.muted; c.fillText(clip(label, Math.max(6, Math.floor(h / (s.small * 0.55)))), 0, 0);
   c.restore();
 };
+// On a narrow panel (a phone) the bar lies under the plot instead, and the cells get its width.
+const NARROW = 520, HBAR = 10;
+const hbarHeight = (s) => HBAR + 6 + s.small + 8;
+const hbar = (c, x, y, w, s, label, zmax) => {
+  const grad = c.createLinearGradient(x, 0, x + w, 0);
+  for (let i = 0; i <= 10; i++) { const k = Math.round(i * 25.5) * 3; grad.addColorStop(i / 10, `rgb(${lut[k]},${lut[k + 1]},${lut[k + 2]})`); }
+  c.fillStyle = grad; c.fillRect(x, y, w, HBAR);
+  c.textBaseline = 'top'; c.fillStyle = s.color;
+  c.textAlign = 'left'; c.fillText('0', x, y + HBAR + 4);
+  c.textAlign = 'right'; c.fillText(fmt(zmax, 2), x + w, y + HBAR + 4);
+  c.textAlign = 'center'; c.fillStyle = s.muted; c.fillText(clip(label, Math.max(6, Math.floor(w / (s.small * 0.6)) - 8)), x + w / 2, y + HBAR + 4);
+};
 const begin = (w, h) => {
   const dpr = window.devicePixelRatio || 1;
   canvas.style.width = w + 'px'; canvas.style.height = h + 'px';
@@ -110,11 +122,12 @@ const begin = (w, h) => {
 const drawOverview = (W, s, bar) => {
   const [L, H, tq, tk] = p.shape, first = p.first_layer || 0;
   const c0 = canvas.getContext('2d'); c0.font = s.font;
-  const left = Math.ceil(c0.measureText('L' + (first + L - 1)).width) + 10, top = s.small + 8, right = barWidth(c0, s) + 8;
+  const narrow = W < NARROW;
+  const left = Math.ceil(c0.measureText('L' + (first + L - 1)).width) + 10, top = s.small + 8, right = narrow ? 8 : barWidth(c0, s) + 8;
   const gapOf = (S) => (S >= 12 ? 2 : 1);
   let S = Math.floor((W - left - right) / H) - 2;
   S = Math.max(4, Math.min(S, Math.floor(((L <= 12 ? 620 : 900) - top - 8) / L) - gapOf(S)));
-  const gap = gapOf(S), pitch = S + gap, h = top + L * pitch + 8;
+  const gap = gapOf(S), pitch = S + gap, h = top + L * pitch + 8 + (narrow ? hbarHeight(s) : 0);
   const c = begin(W, h);
   c.font = s.font;
   const off = image(H * tk, L * tq, (data) => {
@@ -141,7 +154,8 @@ const drawOverview = (W, s, bar) => {
     const x = left + (whole ? 0 : sel[1] * pitch) - 2, y = top + l * pitch - 2;
     c.strokeRect(x, y, (whole ? H * pitch - gap : S) + 4, S + 4);
   }
-  colorbar(c, W - right + 8, top, Math.min(L * pitch - gap, 320), s, bar, 1);
+  if (narrow) hbar(c, left, top + L * pitch + 6, Math.min(H * pitch - gap, 320), s, bar, 1);
+  else colorbar(c, W - right + 8, top, Math.min(L * pitch - gap, 320), s, bar, 1);
   geo = {left, top, pitch, S, L, H, tq, tk, first};
   return h;
 };
@@ -155,11 +169,12 @@ const drawHead = (W, s, bar) => {
   for (let k = r0 + off0; k < r1 + off0; k++) longest = Math.max(longest, cx.measureText(label(k)).width);
   let longestX = 0;
   for (let k = c0; k < c1; k++) longestX = Math.max(longestX, cx.measureText(label(k)).width);
-  const left = Math.ceil(longest) + s.small * 1.6 + 10, right = barWidth(cx, s) + 8;
+  const narrow = W < NARROW;
+  const left = Math.ceil(longest) + s.small * 1.6 + 10, right = narrow ? 8 : barWidth(cx, s) + 8;
   const bottom = Math.ceil(Math.min(longestX, 110)) + s.small * 1.6 + 12, top = 6;
   const pw = Math.max(60, W - left - right), cw = pw / nc;
   const ph = Math.max(160, Math.min(560, nr * cw)), ch = ph / nr;
-  const h = top + ph + bottom;
+  const h = top + ph + bottom + (narrow ? hbarHeight(s) : 0);
   const c = begin(W, h);
   c.font = s.font;
   const img = image(nc, nr, (data) => {
@@ -175,7 +190,7 @@ const drawHead = (W, s, bar) => {
     c.fillText(label(c0 + j), 0, 0); c.restore();
   }
   c.fillStyle = s.muted; c.textAlign = 'center'; c.textBaseline = 'alphabetic';
-  c.fillText(T.key(), left + pw / 2, h - 4);
+  c.fillText(T.key(), left + pw / 2, top + ph + bottom - 4);
   c.save(); c.translate(s.small + 2, top + ph / 2); c.rotate(-Math.PI / 2); c.fillText(T.query(), 0, 0); c.restore();
   const q = p.query;
   if (Number.isInteger(q) && q - off0 >= r0 && q - off0 < r1) {
@@ -185,7 +200,8 @@ const drawHead = (W, s, bar) => {
       c.strokeRect(left, top + i * ch, (last + 1) * cw, ch);
     }
   }
-  colorbar(c, W - right + 8, top, Math.min(ph, 320), s, bar, p.zmax);
+  if (narrow) hbar(c, left, top + ph + bottom + 4, Math.min(pw, 320), s, bar, p.zmax);
+  else colorbar(c, W - right + 8, top, Math.min(ph, 320), s, bar, p.zmax);
   geo = {left, top, cw, ch, pw, ph, off0};
   return h;
 };
