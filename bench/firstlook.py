@@ -156,8 +156,14 @@ def timed_path(
     }
 
 
+# The first Plotly tab: plotly.js loads (and is evaluated) only now, when a tab needs it.
+OPEN_STEPS = """() => [...document.querySelectorAll('[role=tab]')].find(t => t.textContent.includes('Q/K/V')).click()"""
+STEPS_DRAWN = """() => document.querySelectorAll('.ae-step-plot .js-plotly-plot .main-svg').length >= 5"""
+
+
 def user_paths(page: Any, traffic: Traffic, text: str) -> dict[str, dict[str, Any]]:
-    """On an opened, settled page: Analyze, then a tile click, then a token click."""
+    """On an opened, settled page: Analyze, then a tile click, then a token click, then the
+    first open of a tab drawn with Plotly (Q/K/V step by step)."""
 
     page.locator("#ae-prompt textarea").fill(text)  # typing is the user's time, not the wait
     settle(page, 120)
@@ -166,11 +172,12 @@ def user_paths(page: Any, traffic: Traffic, text: str) -> dict[str, dict[str, An
         "analyze": timed_path(page, traffic, click % "#ae-analyze", EXPLORER_DRAWN),
         "tile": timed_path(page, traffic, CLICK_TILE, DETAIL_DRAWN),
         "token": timed_path(page, traffic, click % '#ae-tokens [data-pos="2"]', DETAIL_DRAWN),
+        "steps": timed_path(page, traffic, OPEN_STEPS, STEPS_DRAWN),
     }
 
 
 def measure(url: str, text: str, repeats: int) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {"open": [], "analyze": [], "tile": [], "token": []}
+    out: dict[str, list[dict[str, Any]]] = {"open": [], "analyze": [], "tile": [], "token": [], "steps": []}
     with chromium() as browser:
         for _ in range(repeats):
             opened = open_page(browser, url)
@@ -194,6 +201,7 @@ def path_rows(
         "analyze": f"Analyze ({label}) → overview + head detail drawn",
         "tile": "overview tile click → head redrawn",
         "token": "token click → head redrawn",
+        "steps": "first open of a Plotly tab (Q/K/V step by step) → its figures drawn (info)",
     }
     rows = []
     for key, name in names.items():
@@ -245,7 +253,7 @@ def rows(settings: Settings, small: Any | None = None) -> list[Row]:
                 text = prompt(small.tokenizer, n)
                 forward = bare_forward_s(small, text)
                 runs = measure(app.url, text, repeats)
-                runs = {"analyze": runs["analyze"], "open": [], "tile": [], "token": []}
+                runs = {"analyze": runs["analyze"], "open": [], "tile": [], "token": [], "steps": []}
                 goal = {"analyze": forward + FORWARD_MARGIN_S}
                 out += path_rows(f"{n} tokens", runs, goal, f"GPT-2-small-sized, forward {fmt_s(forward)}")
     return out
