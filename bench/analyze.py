@@ -2,9 +2,9 @@
 against bertviz's model_view.
 
 The goal's candidate is the issue's list, done with the app's own code in this process:
-tokenize, the forward pass with capture (`analyze`), the overview and one head's figure
-(`explorer.figures.analysis_overview` and `head_detail`, as the Analyze event builds them) and their JSON, as
-gr.Plot serialises them. The app's whole `analyze` event over HTTP, which also fills the
+tokenize, the forward pass with capture (`analyze`), the overview and one head's canvas payload
+(`explorer.figures.grid.analysis_overview_grid` and `head_detail_grid`, as the Analyze event builds
+them) and their JSON. The app's whole `analyze` event over HTTP, which also fills the
 step-by-step panels and goes through Gradio's queue and event stream, is timed alongside as
 information. The baseline is `model(ids, output_attentions=True)` on the same model and tokens,
 in the same process; the three alternate.
@@ -38,10 +38,12 @@ def overview_goal(n_tokens: int) -> float:
 
 
 def time_rows(settings: Settings, loaded: Any, served: Served) -> tuple[list[Row], dict[int, Reply]]:
+    import json
+
     import torch
 
-    from explorer.figures import analysis_overview as overview
-    from explorer.figures import head_detail as detail
+    from explorer.figures.grid import analysis_overview_grid as overview
+    from explorer.figures.grid import head_detail_grid as detail
     from explorer.model.capture import analyze
 
     tab = Browserlike(served.url)
@@ -57,8 +59,8 @@ def time_rows(settings: Settings, loaded: Any, served: Served) -> tuple[list[Row
 
         def server(text: str = text) -> None:
             analysis = analyze(loaded, text)
-            overview(analysis).to_json()
-            detail(analysis, 0, 0, analysis.n_pos - 1)[0].to_json()
+            json.dumps(overview(analysis))
+            json.dumps(detail(analysis, 0, 0, analysis.n_pos - 1)[0])
 
         def http(n: int = n, text: str = text) -> None:
             replies[n] = tab.call("analyze", {"ae-prompt": text})

@@ -550,13 +550,15 @@ def _timed(fn: Any, repeats: int) -> tuple[float, Any]:
 
 
 def _encoded(*figs: Any) -> None:
-    """What Gradio does with a gr.Plot output: postprocess (the figure's JSON), then orjson."""
+    """What Gradio does with a figure output: a gr.Plot's postprocess (the figure's JSON), or a
+    canvas heatmap's payload (a dict, sent as it is), then orjson."""
     import gradio as gr
     import orjson
 
     plot = gr.Plot()
     for fig in figs:
-        orjson.dumps(plot.postprocess(fig).model_dump(), option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+        value = fig if isinstance(fig, dict) else plot.postprocess(fig).model_dump()
+        orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
 
 
 def breakdown(repeats: int = 15) -> dict[str, dict[str, float]]:
@@ -567,9 +569,9 @@ def breakdown(repeats: int = 15) -> dict[str, dict[str, float]]:
     import gradio as gr
 
     from bench.wire import InProcess
-    from explorer import figures, views
+    from explorer import views
     from explorer.analysis.arithmetic import breakdown as qkv_breakdown
-    from explorer.figures import live
+    from explorer.figures import grid, live
     from explorer.model.capture import analyze
     from explorer.model.generation import GenerationSession
     from explorer.model.loading import load_model
@@ -587,7 +589,7 @@ def breakdown(repeats: int = 15) -> dict[str, dict[str, float]]:
     )
     q = analysis.n_pos - 1
     a_ms["figures (overview + head detail)"], figs = _timed(
-        lambda: (figures.analysis_overview(analysis), figures.head_detail(analysis, 0, 0, q)[0]), repeats
+        lambda: (grid.analysis_overview_grid(analysis), grid.head_detail_grid(analysis, 0, 0, q)[0]), repeats
     )
     a_ms["Q/K/V breakdown + selection text"], bd = _timed(
         lambda: (b := qkv_breakdown(analysis, 0, 0, q), views.selection_markdown(b))[0], repeats

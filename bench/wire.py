@@ -123,12 +123,20 @@ class Browserlike:
 
 
 def plot_of(reply: Reply, meta_prefix: str) -> tuple[Any, int] | None:
-    """(the plot value whose figure's layout.meta starts with `meta_prefix`, its bytes as sent)."""
+    """(the figure value named `meta_prefix`…, its bytes as sent): a gr.Plot whose layout.meta
+    starts with it, or a canvas heatmap payload (figures/grid.py, alone or in an update) whose
+    meta does."""
     for value in reply.outputs:
-        if isinstance(value, dict) and value.get("type") == "plotly" and isinstance(value.get("plot"), str):
-            meta = json.loads(value["plot"]).get("layout", {}).get("meta") or ""
-            if isinstance(meta, str) and meta.startswith(meta_prefix):
-                return value, len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if not isinstance(value, dict):
+            continue
+        meta: Any = None
+        if value.get("type") == "plotly" and isinstance(value.get("plot"), str):
+            meta = json.loads(value["plot"]).get("layout", {}).get("meta")
+        else:
+            payload = value.get("value") if value.get("__type__") == "update" else value
+            meta = payload.get("meta") if isinstance(payload, dict) and "kind" in payload else None
+        if isinstance(meta, str) and meta.startswith(meta_prefix):
+            return value, len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     return None
 
 
