@@ -15,6 +15,7 @@ import pandas as pd
 
 from explorer.analysis.arithmetic import STEPS, Breakdown, Step
 from explorer.formulas import formula_html
+from explorer.i18n import say, translate
 
 DECIMALS = 4
 VECTOR_DIMS = 12  # dims shown of a single vector
@@ -44,7 +45,11 @@ def esc(text: object) -> str:
 
 
 def tokens_html(
-    tokens: Sequence[str], token_ids: Sequence[int], selected: int | None = None, truncated: int = 0
+    tokens: Sequence[str],
+    token_ids: Sequence[int],
+    selected: int | None = None,
+    truncated: int = 0,
+    lang: str = "en",
 ) -> str:
     """The prompt's tokens as clickable chips (`data-pos`), whitespace visible, ids beneath."""
     # Terse markup: a 1024-token prompt is 1024 chips, resent when the selection moves.
@@ -55,29 +60,29 @@ def tokens_html(
     ]
     note = ""
     if truncated:
-        note = (
-            f'<div class="ae-note">The prompt was cut to {len(tokens)} tokens: '
-            f"{truncated} more did not fit.</div>"
+        cut = say(
+            lang, "The prompt was cut to {n} tokens: {cut} more did not fit.", n=len(tokens), cut=truncated
         )
-    head = (
-        f'<div class="ae-tok-head">{len(tokens)} tokens · position·id beneath each · '
-        "click one to make it the query</div>"
-    )
+        note = f'<div class="ae-note">{esc(cut)}</div>'
+    words = say(lang, "{n} tokens · position·id beneath each · click one to make it the query", n=len(tokens))
+    head = f'<div class="ae-tok-head">{esc(words)}</div>'
     return f'<div class="ae-tokens">{head}<div class="ae-tok-list">{"".join(chips)}</div>{note}</div>'
 
 
-def empty_html(message: str) -> str:
-    return f'<div class="ae-empty">{esc(message)}</div>'
+def empty_html(message: str, lang: str = "en") -> str:
+    """A panel's message (an English text of explorer/texts) in `lang`."""
+    return f'<div class="ae-empty">{esc(say(lang, message))}</div>'
 
 
-def generation_html(prompt: str, pieces: Sequence[str], forced: Sequence[bool]) -> str:
+def generation_html(prompt: str, pieces: Sequence[str], forced: Sequence[bool], lang: str = "en") -> str:
     """The text so far: the prompt muted, generated tokens marked, the newest highlighted."""
     spans = []
     last = len(pieces) - 1
     for i, (piece, was_forced) in enumerate(zip(pieces, forced, strict=True)):
         cls = "ae-gen" + (" ae-new" if i == last else "") + (" ae-forced" if was_forced else "")
-        tip = "forced by you" if was_forced else "chosen by sampling"
-        spans.append(f'<span class="{cls}" title="step {i + 1}: {tip}">{esc(piece)}</span>')
+        tip = say(lang, "forced by you" if was_forced else "chosen by sampling")
+        title = esc(say(lang, "step {n}: {how}", n=i + 1, how=tip))
+        spans.append(f'<span class="{cls}" title="{title}">{esc(piece)}</span>')
     body = f'<span class="ae-prompt">{esc(prompt)}</span>{"".join(spans)}'
     return f'<div class="ae-text">{body}</div>'
 
@@ -92,42 +97,62 @@ TAGLINE = (
 
 
 def model_markdown(
-    name: str, reason: str, n_layer: int, n_head: int, n_ctx: int, device: str, is_bundled: bool, hosted: bool
+    name: str,
+    reason: str,
+    n_layer: int,
+    n_head: int,
+    n_ctx: int,
+    device: str,
+    is_bundled: bool,
+    hosted: bool,
+    lang: str = "en",
 ) -> str:
     """The model in one line; where it came from, and how to pick another, fold out beneath it."""
-    shape = f"{n_layer} layers × {n_head} heads · context {n_ctx} tokens · {esc(device)}"
-    picker = "Loading takes a moment." if hosted else "Pick one, or type a hub id or folder + Enter."
-    more = [esc(TAGLINE), esc(reason), f"Model picker (beside): {picker}"]
+    shape = say(
+        lang,
+        "{n_layer} layers × {n_head} heads · context {n_ctx} tokens · {device}",
+        n_layer=n_layer,
+        n_head=n_head,
+        n_ctx=n_ctx,
+        device=esc(device),
+    )
+    picker = say(
+        lang, "Loading takes a moment." if hosted else "Pick one, or type a hub id or folder + Enter."
+    )
+    more = [
+        esc(say(lang, TAGLINE)),
+        esc(translate(reason, lang)),
+        say(lang, "Model picker (beside): {how}", how=picker),
+    ]
     if is_bundled:
-        how = (
-            "choose <b>gpt2</b> in the model picker"
-            if hosted
-            else "choose <b>gpt2</b> in the model picker (it needs the Hugging Face Hub or a local copy) "
-            "or start with <code>attention-explorer --model gpt2</code>"
-        )
-        more.append(
-            "This is a small demo model trained for this app, so its heads are simpler than GPT-2's. "
-            f"For the real GPT-2, {how}."
-        )
+        choose = say(lang, "choose {model} in the model picker", model="<b>gpt2</b>")
+        if not hosted:
+            choose = say(
+                lang,
+                "{choose} (it needs the Hugging Face Hub or a local copy) or start with {command}",
+                choose=choose,
+                command="<code>attention-explorer --model gpt2</code>",
+            )
+        demo = "This is a small demo model trained for this app, so its heads are simpler than GPT-2's. "
+        more.append(say(lang, demo + "For the real GPT-2, {how}.", how=choose))
     body = "".join(f"<p class='ae-muted'>{line}</p>" for line in more)
-    summary = f"<b>Model: {esc(name)}</b><span class='ae-shape'> · {shape}</span>"
+    summary = f"<b>{say(lang, 'Model: {name}', name=esc(name))}</b><span class='ae-shape'> · {shape}</span>"
     return f"<details class='ae-more'><summary>{summary}</summary>{body}</details>"
 
 
-# --- Q/K/V steps -------------------------------------------------------------------------
-
-
-def deviation_text(deviation: float | None) -> str:
+def deviation_text(deviation: float | None, lang: str = "en") -> str:
     if deviation is None:
-        return "— no model tensor to compare with"
+        return say(lang, "— no model tensor to compare with")
     if not math.isfinite(deviation):
-        return f"✗ differs from the model (max |Δ| = {deviation})"
-    mark = "✓ matches the model" if deviation <= MATCH_TOLERANCE else "✗ differs from the model"
-    return f"{mark} (max |Δ| = {deviation:.1g})"
+        return say(lang, "✗ differs from the model (max |Δ| = {d})", d=deviation)
+    if deviation <= MATCH_TOLERANCE:
+        return say(lang, "✓ matches the model (max |Δ| = {d})", d=f"{deviation:.1g}")
+    return say(lang, "✗ differs from the model (max |Δ| = {d})", d=f"{deviation:.1g}")
 
 
 def steps_nav() -> str:
-    """A row of links, one per step, to jump down the step-by-step view."""
+    """A row of links, one per step, to jump down the step-by-step view (the page names them in
+    its language: static/language.js)."""
     links = [
         f'<a href="#ae-step-{esc(step.name)}"><b>{n}</b> {esc(step.title)}</a>'
         for n, step in enumerate(STEPS, start=1)
@@ -135,16 +160,16 @@ def steps_nav() -> str:
     return f'<nav class="ae-nav">{"<span class=ae-arrow>→</span>".join(links)}</nav>'
 
 
-def step_card(number: int, step: Step, deviation: float | None, note: str = "") -> str:
+def step_card(number: int, step: Step, deviation: float | None, note: str = "", lang: str = "en") -> str:
     ok = deviation is not None and math.isfinite(deviation) and deviation <= MATCH_TOLERANCE
     badge_cls = "ae-badge ae-ok" if ok else ("ae-badge" if deviation is None else "ae-badge ae-bad")
     extra = f'<div class="ae-step-note">{esc(note)}</div>' if note else ""
     return (
         f'<div class="ae-step">'
-        f'<div class="ae-step-title"><span class="ae-step-n">{number}</span>{esc(step.title)}</div>'
+        f'<div class="ae-step-title"><span class="ae-step-n">{number}</span>{esc(say(lang, step.title))}</div>'
         f"{formula_html(step.formula)}"
-        f'<div class="ae-step-why">{esc(step.explanation)}</div>'
-        f'<div class="{badge_cls}">{esc(deviation_text(deviation))}</div>{extra}</div>'
+        f'<div class="ae-step-why">{esc(say(lang, step.explanation))}</div>'
+        f'<div class="{badge_cls}">{esc(deviation_text(deviation, lang))}</div>{extra}</div>'
     )
 
 
@@ -199,24 +224,29 @@ def symbol(name: str) -> str:
     return left if sep and len(left) <= 12 else step.title
 
 
-def step_note(bd: Breakdown, name: str) -> str:
+def step_note(bd: Breakdown, name: str, lang: str = "en") -> str:
     """What part of a long step the table shows."""
     value = getattr(bd, name)
     if name == "logits":
         where = "the model's prediction" if bd.is_final else "a logit-lens guess (not the last layer)"
-        return f"Top {len(value)} next tokens: {where}."
+        return say(lang, "Top {n} next tokens: {where}.", n=len(value), where=say(lang, where))
+    parts = []
     if isinstance(value, np.ndarray) and value.ndim == 2:
         n, keys, dims = bd.query + 1, len(shown_keys(bd)), value.shape[1]
-        parts = [] if keys == n else [f"the {keys} of {n} keys with the largest attention weight"]
-        parts += [] if dims <= MATRIX_DIMS else [f"the first {MATRIX_DIMS} of {dims} dims"]
-        return f"Table: {'; '.join(parts)}." if parts else ""
-    if (
+        if keys != n:
+            parts.append(
+                say(lang, "the {keys} of {n} keys with the largest attention weight", keys=keys, n=n)
+            )
+        if dims > MATRIX_DIMS:
+            parts.append(say(lang, "the first {shown} of {dims} dims", shown=MATRIX_DIMS, dims=dims))
+    elif (
         isinstance(value, np.ndarray)
         and value.ndim == 1
         and name not in ("scores", "scaled", "masked", "pattern")
+        and len(value) > VECTOR_DIMS
     ):
-        return f"Table: the first {VECTOR_DIMS} of {len(value)} dims." if len(value) > VECTOR_DIMS else ""
-    return ""
+        parts.append(say(lang, "the first {shown} of {dims} dims", shown=VECTOR_DIMS, dims=len(value)))
+    return say(lang, "Table: {parts}.", parts=say(lang, "; ").join(parts)) if parts else ""
 
 
 def step_table(bd: Breakdown, name: str) -> pd.DataFrame:
@@ -253,10 +283,13 @@ def step_table(bd: Breakdown, name: str) -> pd.DataFrame:
     return vector_table(value, symbol(name))
 
 
-def table_html(table: pd.DataFrame) -> str:
-    """A compact HTML table: numbers right-aligned to 4 decimals, token text escaped and monospaced."""
+def table_html(table: pd.DataFrame, lang: str = "en") -> str:
+    """A compact HTML table: numbers right-aligned to 4 decimals, token text escaped and monospaced;
+    the column names in `lang` (the table's own stay English, as the exports write them)."""
     head = "".join(
-        f'<th class="ae-tokcell">{esc(c)}</th>' if c in ("token", "") else f"<th>{esc(c)}</th>"
+        f'<th class="ae-tokcell">{esc(say(lang, c))}</th>'
+        if c in ("token", "")
+        else f"<th>{esc(say(lang, c))}</th>"
         for c in table.columns
     )
     body = "".join(
@@ -277,14 +310,21 @@ def _cell(column: str, value: object) -> str:
     return f'<td class="{cls}">{esc(value)}</td>'
 
 
-def selection_markdown(bd: Breakdown) -> str:
-    token = bd.tokens[bd.query]
-    return (
-        f"**Layer {bd.layer} · head {bd.head} · query token {bd.query} "
-        f"<span class='ae-chip'>{esc(token)}</span>** — every step below uses the model's own "
-        f"weights and this prompt's numbers; the badge says how far our recomputation is from "
-        f"the tensor the model produced."
+def selection_markdown(bd: Breakdown, lang: str = "en") -> str:
+    token = f"<span class='ae-chip'>{esc(bd.tokens[bd.query])}</span>"
+    where = say(
+        lang,
+        "Layer {layer} · head {head} · query token {query}",
+        layer=bd.layer,
+        head=bd.head,
+        query=bd.query,
     )
+    rest = say(
+        lang,
+        "every step below uses the model's own weights and this prompt's numbers; the badge says how "
+        "far our recomputation is from the tensor the model produced.",
+    )
+    return f"**{where} {token}** — {rest}"
 
 
 def top_table(tokens: Sequence[str], token_ids: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
@@ -318,12 +358,18 @@ def step_summary(
     forced: bool,
     finished: str | None,
     greedy: bool = False,
+    lang: str = "en",
 ) -> str:
-    how = "forced by you" if forced else "the most likely (greedy)" if greedy else "sampled"
-    text = (
-        f"**Step at position {position}:** <span class='ae-chip'>{esc(display)}</span> {how} · "
-        f"model p = {percent(prob)} · after settings p = {percent(warped_prob)} · entropy {entropy:.2f} bits"
+    how = say(lang, "forced by you" if forced else "the most likely (greedy)" if greedy else "sampled")
+    where = say(lang, "Step at position {position}:", position=position)
+    numbers = say(
+        lang,
+        "model p = {p} · after settings p = {warped} · entropy {entropy} bits",
+        p=percent(prob),
+        warped=percent(warped_prob),
+        entropy=f"{entropy:.2f}",
     )
+    text = f"**{where}** <span class='ae-chip'>{esc(display)}</span> {how} · {numbers}"
     if finished:
-        text += f"  \nGeneration has stopped: {esc(finished)}."
+        text += "  \n" + say(lang, "Generation has stopped: {reason}.", reason=esc(translate(finished, lang)))
     return text

@@ -2,41 +2,34 @@
 
     walkthrough_html(analysis, bd, lang, sampling)  the walk-through for one layer, head and query
 
-The words are data, one file per language (explorer/texts/en.json, zh.json); the stages' order,
+The words are data, one file per language (explorer/texts/en.json, zh.json; see explorer.i18n); the stages' order,
 formulas and the Breakdown steps they explain are here, once. Each live sentence has
 placeholders that `live_values` fills from the Breakdown and the Analysis; a sentence whose
 placeholders have no value (no later token to compare with, say) is left out in every language,
-and every language must use the same placeholders (checked at import). The Chinese follows the
-seed article's terms: 词嵌入, 查询向量, 键向量, 值向量, 得分, 关注力, 上下文向量, 概率分布.
+and every language must use the same placeholders (checked at import). The Chinese uses the
+standard terms, as the rest of the app: 词元, 词嵌入, 查询向量, 键向量, 值向量, 得分, 注意力权重,
+上下文向量, 概率分布.
 """
 
 from __future__ import annotations
 
 import html
-import json
-import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from explorer.analysis.arithmetic import STEP_NAMES, Breakdown, softmax
 from explorer.analysis.attribution import attribute
 from explorer.formulas import formula_html
+from explorer.i18n import LANGS, TEXTS, placeholders
 from explorer.model.capture import Analysis, display_tokens
 from explorer.model.generation import DEFAULT_SAMPLING, MIN_TEMPERATURE
 from explorer.views import esc
 
-LANGS = ("en", "zh")
 VECTOR_PREVIEW = 4  # dims of a vector quoted in a sentence
 TOP_SHOWN = 3
-TEXTS: Mapping[str, Mapping[str, Any]] = {
-    lang: json.loads((Path(__file__).parent / "texts" / f"{lang}.json").read_text(encoding="utf-8"))
-    for lang in LANGS
-}
 LANGUAGE_CHOICES = tuple((TEXTS[lang]["language"], lang) for lang in LANGS)
 
 
@@ -82,12 +75,6 @@ STAGES: tuple[Stage, ...] = tuple(_stage(*stage) for stage in _STAGES)
 LABELS: Mapping[str, Mapping[str, str]] = {
     key: {lang: TEXTS[lang]["labels"][key] for lang in LANGS} for key in TEXTS["en"]["labels"]
 }
-# Labels of the lecture controls for gr.I18n, keyed by their English text (what shows when a
-# browser's language has no entry); the browser's language picks one.
-UI_TEXT: Mapping[str, Mapping[str, str]] = {
-    "en": {key: key for key in TEXTS["zh"]["ui"]},
-    **{lang: dict(TEXTS[lang]["ui"]) for lang in LANGS if lang != "en"},
-}
 
 _STAGE_NAMES = [stage.name for stage in STAGES]
 assert len(set(_STAGE_NAMES)) == len(_STAGE_NAMES), "stage names are unique"
@@ -95,10 +82,6 @@ assert all(step in STEP_NAMES for stage in STAGES for step in stage.steps), "sta
 assert all(set(TEXTS[lang]["stages"]) == set(_STAGE_NAMES) for lang in LANGS), (
     "every language has every stage"
 )
-
-
-def placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 # --- sampling, as transformers' warpers do it ------------------------------------------------

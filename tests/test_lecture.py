@@ -12,13 +12,13 @@ import torch
 
 from explorer import analyze, breakdown
 from explorer.analysis.arithmetic import STEP_NAMES
+from explorer.i18n import UI_TEXT
 from explorer.link import VIEW_KEYS, View, language_from_header, parse_view
 from explorer.ui.view_state import url_sync_js
 from explorer.walkthrough import (
     LABELS,
     LANGS,
     STAGES,
-    UI_TEXT,
     Sampling,
     _listing,
     live_values,
@@ -61,8 +61,11 @@ def test_stages_go_from_tokens_to_sampling_through_the_breakdown_steps() -> None
 
 def test_chinese_follows_the_articles_terms() -> None:
     zh = " ".join(s.title["zh"] + s.explain["zh"] + "".join(s.live["zh"]) for s in STAGES)
-    for term in ("词嵌入", "查询向量", "键向量", "值向量", "得分", "关注力", "上下文向量", "概率分布"):
+    for term in ("词嵌入", "查询向量", "键向量", "值向量", "得分", "注意力权重", "上下文向量", "概率分布"):
         assert term in zh, term
+    assert (
+        "密钥" not in zh and "关注力" not in zh
+    )  # a key here is 键, as in key–value; weights are 注意力权重
 
 
 def test_live_numbers_are_the_breakdowns(analysis) -> None:
@@ -116,7 +119,7 @@ def test_walkthrough_shows_the_same_numbers_in_english_and_chinese(analysis) -> 
     number = re.compile(r"−?-?\d+\.\d+|\d+(?:\.\d+)?%")
     assert sorted(number.findall(en)) == sorted(number.findall(zh))
     assert f"{bd.scores[int(np.argmax(bd.pattern[:6]))]:.2f}" in en
-    assert 'lang="zh"' in zh and "关注力" in zh
+    assert 'lang="zh"' in zh and "注意力权重" in zh
     assert "Softmax gives" in en and "Softmax gives" not in zh and "off" not in zh.split("ae-stage", 1)[1]
     assert en.count('class="ae-stage"') == len(STAGES)
 

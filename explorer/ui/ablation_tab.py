@@ -12,11 +12,14 @@ from explorer import views
 from explorer.analysis.ablation import MODES, ablate, head_importance, head_name
 from explorer.errors import ExplorerError
 from explorer.figures.insights import ablation_figure, importance_figure
+from explorer.i18n import say, translate
 from explorer.insight_views import importance_table, parse_heads
 from explorer.ui.common import (
+    I18N,
     Context,
     current_analysis,
     guarded,
+    localized,
     placeholder,
     plot_click_bridge,
     progress_callback,
@@ -27,6 +30,7 @@ from explorer.ui.state import CONCURRENCY, Session
 
 NO_LAYER = -1
 ABLATION_TAB = "ablation"
+RANK_FIRST = "Press “Which heads matter here?” to rank every head."
 
 
 def _layer(value: Any) -> int | None:
@@ -65,10 +69,12 @@ def add_ablation_tab(ctx: Context, tabs: gr.Tabs) -> None:
 
 
 def build_ablation_tab() -> AblationTab:
-    with gr.Tab("Ablation", id=ABLATION_TAB, elem_id="ae-ablation-tab"):
+    with gr.Tab(I18N("Ablation"), id=ABLATION_TAB, elem_id="ae-ablation-tab"):
         gr.Markdown(
-            "**Remove heads and watch the next-token guess change.** A removed head's output is set to "
-            "zero, or to its average over this prompt (mean), before it joins the residual stream.",
+            I18N(
+                "**Remove heads and watch the next-token guess change.** A removed head's output is set to "
+                "zero, or to its average over this prompt (mean), before it joins the residual stream."
+            ),
             elem_classes=["ae-help"],
         )
         with gr.Row(equal_height=False):
@@ -79,32 +85,32 @@ def build_ablation_tab() -> AblationTab:
                         value=[],
                         multiselect=True,
                         allow_custom_value=True,
-                        label="Heads to remove",
-                        info="pick, or type like L1H3",
+                        label=I18N("Heads to remove"),
+                        info=I18N("pick, or type like L1H3"),
                         elem_id="ae-abl-heads",
                     )
                     with gr.Row():
                         layer = gr.Dropdown(
-                            choices=[("none", NO_LAYER)],
+                            choices=[(I18N("none"), NO_LAYER)],
                             value=NO_LAYER,
-                            label="…or a whole layer",
+                            label=I18N("…or a whole layer"),
                             allow_custom_value=True,  # API clients may pass any layer; run() checks it
                             elem_id="ae-abl-layer",
                             min_width=140,
                         )
                         mode = gr.Radio(
-                            list(MODES),
+                            [(I18N(m), m) for m in MODES],  # "zero", "mean", in the page's language
                             value="zero",
-                            label="Replace with",
+                            label=I18N("Replace with"),
                             elem_id="ae-abl-mode",
                             min_width=140,
                         )
                     target = gr.Textbox(
-                        label="Token to follow",
-                        placeholder="blank: the model's top guess; e.g. ␣Mary",
+                        label=I18N("Token to follow"),
+                        placeholder=I18N("blank: the model's top guess; e.g. ␣Mary"),
                         elem_id="ae-abl-target",
                     )
-                run = gr.Button("Remove and compare", variant="primary", elem_id="ae-abl-run")
+                run = gr.Button(I18N("Remove and compare"), variant="primary", elem_id="ae-abl-run")
                 summary = gr.Markdown("", elem_id="ae-abl-summary")
             with gr.Column(scale=3, min_width=420):
                 dist = gr.Plot(
@@ -112,15 +118,17 @@ def build_ablation_tab() -> AblationTab:
                 )
         with gr.Row(equal_height=True, elem_classes=["ae-step-row"]):
             gr.Markdown(
-                "**Rank every head:** remove each one alone and see how far the token to follow moves "
-                "(same mode and token as above). Click a bar to remove that head above.",
+                I18N(
+                    "**Rank every head:** remove each one alone and see how far the token to follow moves "
+                    "(same mode and token as above). Click a bar to remove that head above."
+                ),
                 elem_classes=["ae-help"],
             )
-            rank = gr.Button("Which heads matter here?", scale=0, min_width=300, elem_id="ae-abl-rank")
+            rank = gr.Button(I18N("Which heads matter here?"), scale=0, min_width=300, elem_id="ae-abl-rank")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 importance = gr.Plot(
-                    placeholder("Press “Which heads matter here?” to rank every head.", height=200),
+                    placeholder(RANK_FIRST, height=200),
                     show_label=False,
                     elem_id="ae-importance",
                 )
@@ -145,14 +153,16 @@ def _wire_reset(ctx: Context, tabs: gr.Tabs, c: AblationTab) -> None:
         analysis = current_analysis(ctx, session)
         if analysis is None or analyzed == seen:
             return gr.skip()
+        lang = session.lang
         names = [head_name(a, b) for a in range(analysis.n_layer) for b in range(analysis.n_head)]
-        layers = [("none", NO_LAYER)] + [(f"layer {i}", i) for i in range(analysis.n_layer)]
+        layers = [(say(lang, "none"), NO_LAYER)]
+        layers += [(say(lang, "layer {layer}", layer=i), i) for i in range(analysis.n_layer)]
         return {
             c.heads: gr.update(choices=names),
             c.layer: gr.update(choices=layers),
             c.summary: "",
-            c.dist: placeholder("Pick heads and press “Remove and compare”."),
-            c.importance: placeholder("Press “Which heads matter here?” to rank every head.", height=200),
+            c.dist: placeholder("Pick heads and press “Remove and compare”.", lang=lang),
+            c.importance: placeholder(RANK_FIRST, height=200, lang=lang),
             c.ranked: "",
             c.seen: analyzed,
         }
@@ -183,12 +193,17 @@ def _wire_run(ctx: Context, c: AblationTab) -> None:
         loaded = ctx.models.get(session.model)
         with ctx.models.lock(loaded):
             result = ablate(loaded, analysis.text, chosen, layer_i, mode, _target(target), top_k=200)
-        how = "zeroed" if mode == "zero" else "replaced by their mean output"
+        lang = session.lang
+        how = say(
+            lang,
+            "Heads zeroed; everything else is the full model on this prompt."
+            if mode == "zero"
+            else "Heads replaced by their mean output; everything else is the full model on this prompt.",
+        )
         return {
             status: "",
-            c.summary: f"### {views.esc(result.summary)}\n<span class='ae-note'>Heads {how}; "
-            f"everything else is the full model on this prompt.</span>",
-            c.dist: ablation_figure(result),
+            c.summary: f"### {views.esc(translate(result.summary, lang))}\n<span class='ae-note'>{how}</span>",
+            c.dist: localized(ablation_figure(result), lang),
         }
 
     c.run.click(
@@ -226,17 +241,19 @@ def _wire_rank(ctx: Context, c: AblationTab) -> None:
     ) -> dict[Any, Any]:
         analysis = require_analysis(ctx, session)
         loaded = ctx.models.get(session.model)
-        n = loaded.n_layer * loaded.n_head
-        progress(
-            0.1,
-            desc=f"Removing each of the {n} heads alone on {analysis.n_pos} tokens"
-            + (" (a long prompt: this takes a while) …" if analysis.n_pos > 256 else " …"),
+        n, lang = loaded.n_layer * loaded.n_head, session.lang
+        template = (
+            "Removing each of the {n} heads alone on {tokens} tokens (a long prompt: this takes a while) …"
+            if analysis.n_pos > 256
+            else "Removing each of the {n} heads alone on {tokens} tokens …"
         )
+        progress(0.1, desc=say(lang, template, n=n, tokens=analysis.n_pos))
         with ctx.models.lock(loaded):
             ranked = head_importance(
-                loaded, analysis.text, _target(target), mode, progress=progress_callback(progress)
+                loaded, analysis.text, _target(target), mode, progress=progress_callback(progress, lang)
             )
-        return {status: "", c.importance: importance_figure(ranked), c.ranked: importance_table(ranked)}
+        figure = localized(importance_figure(ranked), lang)
+        return {status: "", c.importance: figure, c.ranked: importance_table(ranked)}
 
     c.rank.click(
         rank,

@@ -11,9 +11,18 @@ import gradio as gr
 from explorer import views
 from explorer.analysis.arithmetic import breakdown
 from explorer.figures import grid
+from explorer.i18n import say, sentences
 from explorer.model.capture import Analysis, clean_text, tokenize
 from explorer.model.loading import BUNDLED
-from explorer.ui.common import Context, analysis_for, clamp, guarded, progress_callback, require_analysis
+from explorer.ui.common import (
+    Context,
+    analysis_for,
+    clamp,
+    guarded,
+    progress_callback,
+    require_analysis,
+    status_ok,
+)
 from explorer.ui.prompt import PromptPanel, SelectionBar
 from explorer.ui.state import CONCURRENCY, STEPS_TAB, AnalysisKey, Session, tab_hidden
 from explorer.ui.steps_tab import StepsTab, step_updates
@@ -54,10 +63,10 @@ class Selection:
             self.overview: gr.update(outline=[layer, which]),
             self.detail: fig,
             self.detail_note: note,
-            self.steps.selection: views.selection_markdown(bd),
+            self.steps.selection: views.selection_markdown(bd, session.lang),
         }
         if not tab_hidden(session, STEPS_TAB):
-            out |= step_updates(self.steps.steps, bd)
+            out |= step_updates(self.steps.steps, bd, session.lang)
         return out
 
 
@@ -79,8 +88,8 @@ def sent(payload: dict[str, Any], *rest: Any) -> tuple[tuple[Any, ...], int]:
     return (payload, *rest), size + sum(len(str(r)) for r in rest)
 
 
-def tokens_html(analysis: Analysis, query: int) -> str:
-    return views.tokens_html(analysis.tokens, analysis.token_ids.tolist(), query, analysis.truncated)
+def tokens_html(analysis: Analysis, query: int, lang: str = "en") -> str:
+    return views.tokens_html(analysis.tokens, analysis.token_ids.tolist(), query, analysis.truncated, lang)
 
 
 def query_update(analysis: Analysis, query: int) -> Any:
@@ -88,14 +97,19 @@ def query_update(analysis: Analysis, query: int) -> Any:
     return gr.update(choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=query)
 
 
-def analysis_status(analysis: Analysis) -> str:
-    text = (
-        f"Analyzed {analysis.n_pos} tokens with {views.esc(analysis.model_name)}: "
-        f"{analysis.n_layer} layers × {analysis.n_head} heads."
+def analysis_status(analysis: Analysis, lang: str = "en") -> str:
+    text = say(
+        lang,
+        "Analyzed {n} tokens with {model}: {n_layer} layers × {n_head} heads.",
+        n=analysis.n_pos,
+        model=analysis.model_name,
+        n_layer=analysis.n_layer,
+        n_head=analysis.n_head,
     )
     if analysis.truncated:
-        text += f" The prompt was cut: {analysis.truncated} tokens did not fit."
-    return f"<span class='ae-ok-text'>✓ {text}</span>"
+        cut = say(lang, "The prompt was cut: {cut} tokens did not fit.", cut=analysis.truncated)
+        text = sentences(lang, text, cut)
+    return status_ok(text)
 
 
 def wire_analysis(
@@ -126,19 +140,20 @@ def wire_analysis(
         mean: bool,
         progress: gr.Progress = gr.Progress(),
     ) -> dict[Any, Any]:
-        loaded = ctx.models.get(session.model, progress_callback(progress))
+        lang = session.lang
+        loaded = ctx.models.get(session.model, progress_callback(progress, lang))
         tokenize(loaded, prompt, ctx.limits.max_prompt_tokens)  # a bad prompt fails here, keeping the old one
         key = AnalysisKey(session.model, clean_text(prompt), ctx.limits.max_prompt_tokens)
-        progress(0.5, desc="Running the model …")
+        progress(0.5, desc=say(lang, "Running the model …"))
         analysis = analysis_for(ctx, key)  # shared: the same prompt on the same model runs once
         session.analysis, session.analysis_key = analysis, key
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
         query = analysis.n_pos - 1
         out = {
-            status: analysis_status(analysis),
+            status: analysis_status(analysis, lang),
             ctx.session: session,
             ctx.analyzed: analyzed + 1,
-            bar.tokens: tokens_html(analysis, query),
+            bar.tokens: tokens_html(analysis, query, lang),
             ctx.layer: gr.update(
                 maximum=max(1, analysis.n_layer - 1), value=layer, interactive=analysis.n_layer > 1
             ),
@@ -204,7 +219,7 @@ def wire_selection(ctx: Context, bar: SelectionBar, selection: Selection) -> Non
             clamp(head, analysis.n_head),
             clamp(query, analysis.n_pos),
         )
-        out = {status: "", bar.tokens: tokens_html(analysis, query)}
+        out = {status: "", bar.tokens: tokens_html(analysis, query, session.lang)}
         return out | selection.outputs(session, layer, head, query, bool(mean))
 
     sel_inputs = [ctx.session, ctx.layer, ctx.head, ctx.query, ctx.mean]
@@ -225,7 +240,7 @@ def wire_selection(ctx: Context, bar: SelectionBar, selection: Selection) -> Non
         picked = getattr(evt, "pos", getattr(evt, "query", None)) if evt else None
         query = clamp(picked, analysis.n_pos)
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
-        out = {status: "", ctx.query: query, bar.tokens: tokens_html(analysis, query)}
+        out = {status: "", ctx.query: query, bar.tokens: tokens_html(analysis, query, session.lang)}
         return out | selection.outputs(session, layer, head, query, bool(mean))
 
     for clicked in (bar.tokens, selection.detail):

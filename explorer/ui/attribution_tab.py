@@ -22,6 +22,7 @@ from explorer.attribution_views import (
     why_figures,
 )
 from explorer.errors import ExplorerError
+from explorer.i18n import say
 from explorer.ui.analysis import AnalysisEvent, Selection, tokens_html
 from explorer.ui.common import (
     I18N,
@@ -29,6 +30,8 @@ from explorer.ui.common import (
     clamp,
     clamp_or_last,
     guarded,
+    localized,
+    message,
     placeholder,
     plot_click_bridge,
     require_analysis,
@@ -41,7 +44,8 @@ from explorer.ui.state import CONCURRENCY, HEADS_TAB, Session
 
 WHY_TAB = "why"
 THRESHOLD = 0.05  # the flow view's edges: at least this share of the largest
-GENERATED = "**The last generated token.** "
+GENERATED = "**The last generated token.**"
+TOP_PREDICTION, NOTHING = "the top prediction", "nothing"  # the token menus' first choices
 HELP = (
     "**Why this token?** The last residual stream is a sum of parts: the embeddings, every head and "
     "every MLP. With the final layer norm's scale frozen at its real value each part has its own "
@@ -72,20 +76,20 @@ class WhyTab:
 
 def build_why_tab() -> WhyTab:
     with gr.Tab(I18N("Why this token?"), id=WHY_TAB, elem_id="ae-why-tab"):
-        gr.Markdown(HELP, elem_classes=["ae-help"])
+        gr.Markdown(I18N(HELP), elem_classes=["ae-help"])
         with gr.Row(equal_height=True):
             token = gr.Dropdown(
-                [("the top prediction", "")],
+                [(I18N(TOP_PREDICTION), "")],
                 value="",
-                label="Token to explain (a word inside a sentence starts with a space)",
+                label=I18N("Token to explain (a word inside a sentence starts with a space)"),
                 allow_custom_value=True,
                 elem_id="ae-why-token",
                 scale=2,
             )
             versus = gr.Dropdown(
-                [("nothing", "")],
+                [(I18N(NOTHING), "")],
                 value="",
-                label="versus (optional: a logit difference)",
+                label=I18N("versus (optional: a logit difference)"),
                 allow_custom_value=True,
                 elem_id="ae-why-versus",
                 scale=2,
@@ -95,11 +99,11 @@ def build_why_tab() -> WhyTab:
                 0.5,
                 value=THRESHOLD,
                 step=0.01,
-                label="Flow: hide edges below this × the largest",
+                label=I18N("Flow: hide edges below this × the largest"),
                 elem_id="ae-why-threshold",
                 scale=2,
             )
-            explain_last = gr.Button("Explain the last generated token", elem_id="ae-why-last", scale=1)
+            explain_last = gr.Button(I18N("Explain the last generated token"), elem_id="ae-why-last", scale=1)
         summary = gr.Markdown("", elem_id="ae-why-summary")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=420):
@@ -147,10 +151,11 @@ def wire_why_tab(
     _wire_explain_last(ctx, tab, selection, bar, analysis_event)
 
 
-def _problem(ctx: Context, tab: WhyTab, err: ExplorerError) -> dict[Any, Any]:
+def _problem(ctx: Context, tab: WhyTab, err: ExplorerError, lang: str = "en") -> dict[Any, Any]:
     """A message in the status line, a toast, and in the tab's summary where it is read."""
-    warn(str(err))
-    return {ctx.status: status_error(str(err)), tab.summary: f"⚠ {md_text(err)}"}
+    said = message(err, lang)
+    warn(said)
+    return {ctx.status: status_error(said), tab.summary: f"⚠ {md_text(said)}"}
 
 
 def _wire_drawing(ctx: Context, tab: WhyTab, tabs: gr.Tabs) -> None:
@@ -168,17 +173,18 @@ def _wire_drawing(ctx: Context, tab: WhyTab, tabs: gr.Tabs) -> None:
             target, other = resolve_token(analysis, token, top), resolve_token(analysis, versus, top)
             attr = attribute(analysis, position, target, versus=other)
         except ExplorerError as err:
-            return _problem(ctx, tab, err)
+            return _problem(ctx, tab, err, session.lang)
+        lang = session.lang
         figs = why_figures(analysis, attr, _fraction(threshold))
-        lead = GENERATED if note == (analysis.text, position) else ""
+        lead = say(lang, GENERATED) + " " if note == (analysis.text, position) else ""
         choices = token_choices(top)
         return {
             tab.summary: attribution_summary(analysis, attr, lead),
-            tab.heads: figs.heads,
-            tab.bars: figs.bars,
-            tab.flow: figs.flow,
-            tab.token: gr.update(choices=[("the top prediction", ""), *choices]),
-            tab.versus: gr.update(choices=[("nothing", ""), *choices]),
+            tab.heads: localized(figs.heads, lang),
+            tab.bars: localized(figs.bars, lang),
+            tab.flow: localized(figs.flow, lang),
+            tab.token: gr.update(choices=[(say(lang, TOP_PREDICTION), ""), *choices]),
+            tab.versus: gr.update(choices=[(say(lang, NOTHING), ""), *choices]),
         }
 
     tab_listener(
@@ -215,7 +221,7 @@ def _wire_clicks(ctx: Context, tab: WhyTab, tabs: gr.Tabs, selection: Selection,
         if pos is None:
             return gr.skip()
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
-        out = {ctx.status: "", ctx.query: pos, bar.tokens: tokens_html(analysis, pos)}
+        out = {ctx.status: "", ctx.query: pos, bar.tokens: tokens_html(analysis, pos, session.lang)}
         return out | selection.outputs(session, layer, head, pos, bool(mean))
 
     outputs = [ctx.status, ctx.layer, ctx.head, ctx.mean, tabs, ctx.query, bar.tokens, *selection.targets]
@@ -248,7 +254,7 @@ def _wire_explain_last(
         gen = session.generation
         if gen is None or not gen.generated:
             nothing = "Nothing is generated yet: press Step or Run in the Generate tab, then come back."
-            return _problem(ctx, tab, ExplorerError(nothing))
+            return _problem(ctx, tab, ExplorerError(nothing), session.lang)
         limit = min(gen.n_ctx, ctx.limits.max_prompt_tokens or gen.n_ctx)
         text = gen.tokenizer.decode(gen.ids[-limit:])
         out = analysis_event.fn(text, session, analyzed, layer, head, mean, progress=progress)
@@ -257,11 +263,11 @@ def _wire_explain_last(
         analysis = require_analysis(ctx, session)
         if analysis.n_pos < 2:
             one = "The generated text is one token: there is no position before it to explain."
-            return _problem(ctx, tab, ExplorerError(one))
+            return _problem(ctx, tab, ExplorerError(one), session.lang)
         query = analysis.n_pos - 2
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
         out[ctx.query] = {**out[ctx.query], "value": query}
-        out[bar.tokens] = tokens_html(analysis, query)
+        out[bar.tokens] = tokens_html(analysis, query, session.lang)
         note = (analysis.text, query)
         return (
             out

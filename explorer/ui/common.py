@@ -3,7 +3,9 @@ files, and small helpers for clamping values from the page or the API."""
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import reprlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,10 +19,10 @@ import plotly.graph_objects as go
 
 from explorer import figures, views
 from explorer.errors import ExplorerError
+from explorer.i18n import UI_TEXT, say, translate
 from explorer.model.capture import Analysis, analyze
 from explorer.model.loading import Progress
 from explorer.ui.state import CONCURRENCY, AnalysisKey, AnalysisStore, Limits, ModelCache, Session
-from explorer.walkthrough import UI_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -113,29 +115,113 @@ def require_analysis(ctx: Context, session: Session) -> Analysis:
     return analysis
 
 
-def placeholder(message: str, height: int = 260) -> go.Figure:
-    return figures.message_figure(message, height)
+def empty_note(message: str) -> str:
+    """A panel's message as the page is built: the page shows it in its language (gr.I18n)."""
+    return f'<div class="ae-empty">{I18N(message)}</div>'
 
 
-def progress_callback(progress: Any) -> Progress:
-    """The engine's progress(fraction, message) as Gradio's progress bar."""
-    return lambda fraction, message: progress(fraction, desc=message)
+def placeholder(message: str, height: int = 260, lang: str = "en") -> go.Figure:
+    """An empty figure saying `message` (an English key of the messages) in `lang`."""
+    return figures.message_figure(say(lang, message), height)
+
+
+def localized(fig: go.Figure, lang: str) -> go.Figure:
+    """`fig` with its title, subtitle, axis titles, legend names and notes in `lang` (the figure
+    builders write English; see i18n.translate). The figure is changed in place and returned."""
+    if lang == "en":
+        return fig
+    layout = fig.layout
+    if layout.title.text:
+        layout.title.text = _figure_text(layout.title.text, lang)
+    if layout.title.subtitle and layout.title.subtitle.text:
+        layout.title.subtitle.text = _figure_text(layout.title.subtitle.text, lang)
+    for name in [key for key in layout.to_plotly_json() if re.fullmatch(r"[xy]axis\d*", key)]:
+        axis = layout[name]
+        if axis.title and axis.title.text:
+            axis.title.text = _figure_text(axis.title.text, lang)
+    for trace in fig.data:
+        if getattr(trace, "name", None):
+            trace.name = _figure_text(trace.name, lang)
+        colorbar = getattr(trace, "colorbar", None)
+        if colorbar is not None and colorbar.title and colorbar.title.text:
+            colorbar.title.text = _figure_text(colorbar.title.text, lang)
+    for note in layout.annotations or ():
+        if note.text:
+            note.text = _figure_text(note.text, lang)
+    return fig
+
+
+def _figure_text(text: str, lang: str) -> str:
+    """A figure's text in `lang`: each run of text between its tags (<br>, <sup>, a legend's
+    <span>) read as plain text, translated, and escaped again as the figure builders escape
+    (figures.base._esc); what is not a message stays as it was."""
+    out = []
+    for part in re.split(r"(<[^>]*>)", text):
+        edge = re.fullmatch(r"(\s*)(.*?)(\s*)", part, re.DOTALL)
+        if part.startswith("<") or edge is None or not edge.group(2):
+            out.append(part)
+            continue
+        english = html.unescape(edge.group(2))
+        plain = translate(english, lang)
+        if plain == english:
+            out.append(part)
+            continue
+        escaped = html.escape(plain, quote=False).replace('"', "&#34;").replace("'", "&#39;")
+        out.append(edge.group(1) + escaped + edge.group(3))
+    return "".join(out)
+
+
+def progress_callback(progress: Any, lang: str = "en") -> Progress:
+    """The engine's progress(fraction, message) as Gradio's progress bar, in `lang`."""
+    return lambda fraction, message: progress(fraction, desc=translate(message, lang))
 
 
 # --- errors become messages ----------------------------------------------------------------------
 
 
-def message(err: BaseException) -> str:
+def message(err: BaseException, lang: str = "en") -> str:
+    """What the person reads about `err`, in `lang`: an ExplorerError's own message, or a
+    general one for a bug (whose details are for the log)."""
     if isinstance(err, ExplorerError):
-        return str(err)
-    return (
-        f"Something went wrong ({type(err).__name__}). What you typed is kept; "
-        "try again, and if it keeps happening the server log has the details."
-    )
+        return translate(str(err), lang)
+    return say(lang, SOMETHING_WRONG, kind=type(err).__name__)
+
+
+SOMETHING_WRONG = (
+    "Something went wrong ({kind}). What you typed is kept; "
+    "try again, and if it keeps happening the server log has the details."
+)
+# A status line: its kind (the class of its span) and sign, then its escaped text.
+STATUS = re.compile(r"<span class='(ae-ok-text|ae-error)'>(✓ |⚠ )?(.*)</span>", re.DOTALL)
 
 
 def status_error(text: str) -> str:
     return f"<span class='ae-error'>⚠ {views.esc(text)}</span>"
+
+
+def status_ok(text: str, mark: bool = True) -> str:
+    return f"<span class='ae-ok-text'>{'✓ ' if mark else ''}{views.esc(text)}</span>"
+
+
+def status_in(line: Any, lang: str) -> str | None:
+    """A status line remade in `lang` (it was said in another); None when it stays as it is."""
+    if not isinstance(line, str) or not line:
+        return None
+    found = STATUS.fullmatch(line)
+    if found is None:  # a plain line (a generation step's): it has no user text
+        remade = translate(line, lang)
+        return remade if remade != line else None
+    kind, sign, text = found.groups()
+    remade = translate(html.unescape(text), lang)
+    if remade == html.unescape(text):
+        return None
+    return f"<span class='{kind}'>{sign or ''}{views.esc(remade)}</span>"
+
+
+def lang_of(args: tuple[Any, ...]) -> str:
+    """The language of the session among a handler's arguments; English without one."""
+    session = next((a for a in args if isinstance(a, Session)), None)
+    return session.lang if session is not None else "en"
 
 
 def warn(text: str) -> None:
@@ -143,13 +229,13 @@ def warn(text: str) -> None:
     gr.Warning(views.esc(text))
 
 
-def refused(handler: str, err: BaseException) -> None:
+def refused(handler: str, err: BaseException, lang: str = "en") -> None:
     """A toast for the user; for the log one line for what was refused, a traceback for a bug."""
     if isinstance(err, ExplorerError):
         log.info("refused (%s): %s", handler, reprlib.repr(str(err)))
     else:
         log.exception("handler %s failed", handler)
-    warn(message(err))
+    warn(message(err, lang))
 
 
 def with_note(status: gr.Markdown, args: tuple[Any, ...], out: Any) -> Any:
@@ -158,7 +244,7 @@ def with_note(status: gr.Markdown, args: tuple[Any, ...], out: Any) -> Any:
     if session is None or not session.note or not isinstance(out, dict):
         return out
     note, session.note = session.note, ""
-    return out | {status: f"<span class='ae-ok-text'>{views.esc(note)}</span>"}
+    return out | {status: status_ok(say(session.lang, note), mark=False)}
 
 
 def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -170,8 +256,9 @@ def guarded(status: gr.Markdown) -> Callable[[Callable[..., Any]], Callable[...,
             try:
                 out = fn(*args, **kwargs)
             except Exception as err:  # noqa: BLE001 - every error becomes a message
-                refused(fn.__name__, err)
-                return {status: status_error(message(err))}
+                lang = lang_of(args)
+                refused(fn.__name__, err, lang)
+                return {status: status_error(message(err, lang))}
             return with_note(status, args, out)
 
         return handler
@@ -191,8 +278,9 @@ def guarded_stream(
                 for out in fn(*args, **kwargs):
                     yield with_note(status, args, out)
             except Exception as err:  # noqa: BLE001
-                refused(fn.__name__, err)
-                yield {status: status_error(message(err))}
+                lang = lang_of(args)
+                refused(fn.__name__, err, lang)
+                yield {status: status_error(message(err, lang))}
 
         return handler
 

@@ -14,6 +14,7 @@ from explorer.analysis.ablation import head_name
 from explorer.analysis.comparison import Comparison, compare
 from explorer.errors import ExplorerError
 from explorer.figures.insights import compare_figure
+from explorer.i18n import say, translate
 from explorer.insight_views import IOI, compare_heads_table, next_token_diff_table, parse_heads, swap_names
 from explorer.model.capture import analyze, clean_text
 from explorer.ui.common import (
@@ -22,6 +23,7 @@ from explorer.ui.common import (
     clamp_or_last,
     current_analysis,
     guarded,
+    localized,
     placeholder,
     progress_callback,
     tab_listener,
@@ -31,10 +33,15 @@ from explorer.ui.state import CONCURRENCY, Session
 COMPARE_TAB = "compare"
 
 
-def _head_choices(comparison: Comparison) -> list[tuple[str, str]]:
+def _head_choices(comparison: Comparison, lang: str = "en") -> list[tuple[str, str]]:
     return [
         (
-            f"{head_name(int(r.layer), int(r.head))} · {r.total_variation:.0%} moved",
+            say(
+                lang,
+                "{head} · {share} moved",
+                head=head_name(int(r.layer), int(r.head)),
+                share=f"{r.total_variation:.0%}",
+            ),
             head_name(int(r.layer), int(r.head)),
         )
         for r in comparison.heads.itertuples(index=False)
@@ -65,38 +72,40 @@ def add_compare_tab(ctx: Context, tabs: gr.Tabs) -> None:
 def build_compare_tab() -> CompareTab:
     with gr.Tab(I18N("Compare"), id=COMPARE_TAB, elem_id="ae-compare-tab"):
         gr.Markdown(
-            "**Two prompts, position by position.** A is the prompt above; change a word in B (swap the "
-            "names, say) and see which heads shift their attention and how the next-token guess moves.",
+            I18N(
+                "**Two prompts, position by position.** A is the prompt above; change a word in B (swap the "
+                "names, say) and see which heads shift their attention and how the next-token guess moves."
+            ),
             elem_classes=["ae-help"],
         )
         with gr.Row(equal_height=True):
             prompt_b = gr.Textbox(
                 value=swap_names(IOI),
-                label="Prompt B",
+                label=I18N("Prompt B"),
                 lines=2,
                 max_lines=4,
                 scale=6,
                 elem_id="ae-prompt-b",
             )
             with gr.Column(scale=1, min_width=180):
-                run = gr.Button("Compare", variant="primary", elem_id="ae-compare-run")
-                swap = gr.Button("Swap the names in A", size="sm", elem_id="ae-swap")
+                run = gr.Button(I18N("Compare"), variant="primary", elem_id="ae-compare-run")
+                swap = gr.Button(I18N("Swap the names in A"), size="sm", elem_id="ae-swap")
         alignment = gr.Markdown("", elem_id="ae-compare-alignment")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
                 gr.Markdown(
-                    "**Heads whose attention moved most** (share of attention that moved)",
+                    I18N("**Heads whose attention moved most** (share of attention that moved)"),
                     elem_classes=["ae-help"],
                 )
                 heads_table = gr.HTML("", elem_id="ae-compare-heads")
                 head = gr.Dropdown(
                     choices=[],
                     value=None,
-                    label="Show head",
+                    label=I18N("Show head"),
                     elem_id="ae-compare-head",
                     allow_custom_value=True,
                 )
-                gr.Markdown("**Next token: A vs B**", elem_classes=["ae-help", "ae-subhead"])
+                gr.Markdown(I18N("**Next token: A vs B**"), elem_classes=["ae-help", "ae-subhead"])
                 next_table = gr.HTML("", elem_id="ae-compare-next")
             with gr.Column(scale=3, min_width=420):
                 plot = gr.Plot(
@@ -119,10 +128,11 @@ def _wire_run(ctx: Context, t: CompareTab) -> None:
     def run_compare(
         prompt: str, session: Session, text_b: str, progress: gr.Progress = gr.Progress()
     ) -> dict[Any, Any]:
-        loaded = ctx.models.get(session.model, progress_callback(progress))
+        lang = session.lang
+        loaded = ctx.models.get(session.model, progress_callback(progress, lang))
         limit = ctx.limits.max_prompt_tokens
         a = current_analysis(ctx, session)
-        progress(0.5, desc="Running the model on both prompts …")
+        progress(0.5, desc=say(lang, "Running the model on both prompts …"))
         with ctx.models.lock(loaded):
             if a is None or a.model_name != loaded.name or a.text != clean_text(prompt or ""):
                 a = analyze(loaded, prompt, max_tokens=limit)
@@ -131,19 +141,19 @@ def _wire_run(ctx: Context, t: CompareTab) -> None:
         top = comparison.heads.iloc[0]
         layer, head_i = int(top["layer"]), int(top["head"])
         differing = len(comparison.differing)
-        words = (
-            f"{differing} position{'s' * (differing != 1)} differ."
-            if differing
-            else "The tokens are the same."
-        )
+        if differing:
+            template = "{n} position differs." if differing == 1 else "{n} positions differ."
+            words = say(lang, template, n=differing)
+        else:
+            words = say(lang, "The tokens are the same.")
         return {
             status: "",
             state: comparison,
-            alignment: f"{views.esc(comparison.alignment)} {words}",
+            alignment: f"{views.esc(translate(comparison.alignment, lang))} {words}",
             heads_table: compare_heads_table(comparison),
-            head: gr.update(choices=_head_choices(comparison), value=head_name(layer, head_i)),
+            head: gr.update(choices=_head_choices(comparison, lang), value=head_name(layer, head_i)),
             next_table: next_token_diff_table(comparison),
-            plot: compare_figure(comparison, layer, head_i),
+            plot: localized(compare_figure(comparison, layer, head_i), lang),
         }
 
     run.click(
@@ -170,20 +180,18 @@ def _wire_view(ctx: Context, t: CompareTab) -> None:
     )
 
     @guard
-    def show_head(comparison: Comparison | None, name: Any) -> dict[Any, Any]:
+    def show_head(session: Session, comparison: Comparison | None, name: Any) -> dict[Any, Any]:
         if comparison is None:
             raise ExplorerError("Press Compare first.")
         (found,) = parse_heads(name) or ["L0H0"]
         layer, head_i = (int(x) for x in re.findall(r"\d+", found))
         n_layer, n_head = comparison.diff.shape[:2]
-        return {
-            status: "",
-            plot: compare_figure(comparison, clamp_or_last(layer, n_layer), clamp_or_last(head_i, n_head)),
-        }
+        fig = compare_figure(comparison, clamp_or_last(layer, n_layer), clamp_or_last(head_i, n_head))
+        return {status: "", plot: localized(fig, session.lang)}
 
     head.input(
         show_head,
-        [state, head],
+        [ctx.session, state, head],
         [status, plot],
         api_name="compare_head",
         trigger_mode="always_last",
@@ -203,11 +211,11 @@ def _wire_stale(ctx: Context, tabs: gr.Tabs, t: CompareTab) -> None:
         getattr(t, f.name) for f in fields(t)
     )
 
-    def stale(comparison: Comparison | None, analyzed: int, compared: int) -> Any:
+    def stale(session: Session, comparison: Comparison | None, analyzed: int, compared: int) -> Any:
         """Say so when the prompt was analyzed again after the comparison shown."""
         if comparison is None or analyzed == compared:
             return gr.skip()
-        return "*The prompt changed: press **Compare** to compare it with B.*"
+        return say(session.lang, "*The prompt changed: press **Compare** to compare it with B.*")
 
     tab_listener(
         ctx,
@@ -216,7 +224,7 @@ def _wire_stale(ctx: Context, tabs: gr.Tabs, t: CompareTab) -> None:
         "ae-compare-tab",
         [ctx.analyzed.change],
         stale,
-        [state, ctx.analyzed, compared],
+        [ctx.session, state, ctx.analyzed, compared],
         [alignment],
         api_visibility="private",
         show_progress="hidden",

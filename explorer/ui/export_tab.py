@@ -43,20 +43,22 @@ def build_export_tab() -> ExportTab:
     buttons: dict[str, gr.Button] = {}
     with gr.Tab(I18N("Export"), id="export", elem_id="ae-export-tab"):
         gr.Markdown(
-            "**Figures:** hover a plot; its toolbar downloads it as PNG (camera) or SVG (arrow), named "
-            "after what it shows. **Data** of the current selection and generation:",
+            I18N(
+                "**Figures:** hover a plot; its toolbar downloads it as PNG (camera) or SVG (arrow), named "
+                "after what it shows. **Data** of the current selection and generation:"
+            ),
             elem_classes=["ae-help"],
         )
         with gr.Row(elem_id="ae-export-buttons"):
             for kind, (label, _) in EXPORT_KINDS.items():
                 buttons[kind] = gr.Button(
-                    label,
+                    I18N(label),
                     variant="primary" if kind == "report" else "secondary",
                     elem_id=f"ae-export-{kind}",
                     size="md",
                     min_width=150,
                 )
-        file = gr.File(label="Download", elem_id="ae-export-file", interactive=False)
+        file = gr.File(label=I18N("Download"), elem_id="ae-export-file", interactive=False)
     return ExportTab(buttons, file)
 
 

@@ -1,5 +1,6 @@
 """The Generate tab's events: the session's generation (started afresh when the prompt or the
-model changes), one step at a time, and the view of a step, as replies of the components they change."""
+model changes), one step at a time, as replies of the components they change (the view of a
+step is generate_view's)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from explorer import views
 from explorer.errors import ExplorerError
-from explorer.figures import live
-from explorer.model.capture import clean_text, display_tokens
+from explorer.i18n import say, sentences
+from explorer.model.capture import clean_text
 from explorer.model.generation import GenerationSession, StepResult
 from explorer.model.loading import LoadedModel
-from explorer.ui.common import Context, clamp, guarded, guarded_stream, placeholder, static
+from explorer.ui.common import Context, clamp, guarded, guarded_stream, static
 from explorer.ui.generate_run import PageRun, page_run, request_stop, seconds_per_token
 from explorer.ui.generate_settings import SettingsHandlers, settings_of
 from explorer.ui.generate_tab import GenerateTab
+from explorer.ui.generate_view import attention_figure, attention_parts, generation_view, head_choices
 from explorer.ui.serving import TRIM_EVERY, release_free_memory
 from explorer.ui.state import CONCURRENCY, Session, remember
 
@@ -78,73 +79,6 @@ def ensure_generation(
     return gen, True
 
 
-def token_names(session: Session, gen: GenerationSession, ids: Sequence[int]) -> list[str]:
-    """Display strings of token ids, remembered per id: a step names up to n_ctx tokens."""
-    known = session.token_text
-    missing = [i for i in dict.fromkeys(ids) if i not in known]
-    if missing:
-        known.update(zip(missing, display_tokens(gen.tokenizer, missing), strict=True))
-    return [known[i] for i in ids]
-
-
-def attention_parts(
-    session: Session, gen: GenerationSession, result: StepResult, layer: Any, head: Any
-) -> tuple[Any, list[str], StepResult, int, int | None]:
-    """What the attention row of the step shown is drawn from (always the newest token, see
-    state.remember): the pattern [layer, head, key], the key tokens' names, the step, the layer
-    and the head (None: the mean over heads)."""
-    pattern = gen.last_pattern  # [layer, head, key]
-    layer = clamp(layer, pattern.shape[0])
-    head_i = None if head in (None, -1, "-1") else clamp(head, pattern.shape[1])
-    names = token_names(session, gen, gen.ids[: result.position + 1])
-    return pattern, names, result, layer, head_i
-
-
-def attention_figure(
-    session: Session, gen: GenerationSession, result: StepResult, layer: Any, head: Any
-) -> Any:
-    return live.new_token_attention(*attention_parts(session, gen, result, layer, head))
-
-
-def generation_view(
-    tab: GenerateTab,
-    session: Session,
-    gen: GenerationSession,
-    result: StepResult | None,
-    layer: Any,
-    head: Any,
-) -> dict[Any, Any]:
-    """The text, the timeline, and the distribution and attention of `result` (None: the next token's)."""
-    prompt_text = gen.tokenizer.decode(gen.ids[: gen.prompt_len])
-    pieces = [gen.tokenizer.decode([i]) for i in gen.generated]
-    forced = [h.forced for h in gen.history]
-    out: dict[Any, Any] = {
-        tab.text: views.generation_html(prompt_text, pieces, forced),
-        tab.timeline: live.timeline(gen),
-    }
-    if result is None:
-        out[tab.dist] = live.preview_figure(gen)
-        out[tab.attn] = placeholder("Step to see where the new token looks.", height=300)
-        out[tab.step_md] = (
-            f"{len(gen.generated)} tokens generated. The chart shows the distribution "
-            "for the next token; press **Step** to choose it."
-        )
-        return out
-    out[tab.dist] = live.step_distribution(result, len(gen.generated))
-    out[tab.attn] = attention_figure(session, gen, result, layer, head)
-    out[tab.step_md] = views.step_summary(
-        result.position,
-        result.display,
-        result.prob,
-        result.warped_prob,
-        result.entropy,
-        result.forced,
-        result.finished,
-        greedy=gen.greedy,
-    )
-    return out
-
-
 # --- wiring ----------------------------------------------------------------------------------------
 
 
@@ -188,19 +122,19 @@ class _Handlers:
         message: str = "",
     ) -> dict[Any, Any]:
         tab = self.tab
+        lang = session.lang
         if fresh and not message:
-            message = f"Generating from the prompt ({gen.prompt_len} tokens)."
+            message = say(lang, "Generating from the prompt ({n} tokens).", n=gen.prompt_len)
             if session.gen_cut:
-                message += f" The prompt was cut: {session.gen_cut} tokens did not fit."
+                cut = say(lang, "The prompt was cut: {cut} tokens did not fit.", cut=session.gen_cut)
+                message = sentences(lang, message, cut)
         session.shown_position = len(gen.ids) if result is None else result.position
         out = {self.ctx.status: message, self.ctx.session: session}
         n_layer, n_head = gen.loaded.n_layer, gen.loaded.n_head
         if fresh:
             out |= {
                 tab.attn_layer: gr.update(maximum=max(1, n_layer - 1), value=clamp(layer, n_layer)),
-                tab.attn_head: gr.update(
-                    choices=[("mean over heads", -1)] + [(f"head {h}", h) for h in range(n_head)]
-                ),
+                tab.attn_head: gr.update(choices=head_choices(n_head, lang)),
             }
         else:
             # Values, not an omitted output, once the ranges are set: Gradio treats an omitted output
@@ -304,7 +238,7 @@ class _Handlers:
         message = ""
         if gen is not None and shown is not None and session.gen_prompt == prompt and shown < len(gen.ids):
             self.take_back(session, gen, len(gen.ids) - shown)
-            message = "Replaced the chosen token with the one you clicked."
+            message = say(session.lang, "Replaced the chosen token with the one you clicked.")
         settings = (greedy, temperature, top_k, top_p, seed)
         gen, result, fresh = self.one_step(prompt, session, settings, token_id)
         return self.respond(session, gen, result, layer, head, fresh, message)
@@ -328,8 +262,12 @@ class _Handlers:
         removed = len(gen.generated) - keep
         self.take_back(session, gen, removed)
         result = session.steps.get(len(gen.ids) - 1) if gen.generated else None
-        noun = "token" if removed == 1 else "tokens"
-        message = f"Took back {removed} {noun}; {len(gen.generated)} generated tokens remain."
+        template = (
+            "Took back {n} token; {left} generated tokens remain."
+            if removed == 1
+            else "Took back {n} tokens; {left} generated tokens remain."
+        )
+        message = say(session.lang, template, n=removed, left=len(gen.generated))
         return self.respond(session, gen, result, layer, head, False, message)
 
     def rewind_to(self, session: Session, layer: Any, head: Any, evt: gr.EventData) -> dict[Any, Any]:
@@ -357,7 +295,8 @@ class _Handlers:
         session.generation = None
         settings = settings_of(greedy, temperature, top_k, top_p, seed)
         gen, _ = ensure_generation(self.ctx, session, prompt, settings)
-        return self.respond(session, gen, None, layer, head, True, "Starting again from the prompt.")
+        said = say(session.lang, "Starting again from the prompt.")
+        return self.respond(session, gen, None, layer, head, True, said)
 
     def show_attention(self, session: Session, layer: Any, head: Any) -> dict[Any, Any]:
         gen = session.generation

@@ -20,6 +20,7 @@ from typing import Any
 import plotly.io.json as plotly_json
 
 from explorer.figures import live
+from explorer.i18n import say, translate
 from explorer.model.generation import GenerationSession, StepResult
 from explorer.ui.state import Session
 
@@ -94,6 +95,7 @@ class Progress:
     prompt: str | None  # the prompt's text, when the page's text must start afresh
     frames: int = 0
     covered: int = 0  # tokens since the last frame
+    lang: str = "en"  # the session's language, for the frames' lines and titles
 
 
 def _json(payload: dict[str, Any]) -> str:
@@ -108,10 +110,16 @@ def frame(run: Progress, gen: GenerationSession, result: StepResult, attention: 
     nothing."""
     made = len(gen.generated) - run.base
     elapsed = max(time.monotonic() - run.started, 1e-6)
-    each = "1 token" if run.covered == 1 else f"{run.covered} tokens"
-    line = (
-        f"Running: {made} of {run.count} tokens, {made / elapsed:.1f} tokens/s; this update covers "
-        f"{each} (the page is drawn at most {DISPLAY_HZ} times a second)."
+    each = say(run.lang, "1 token" if run.covered == 1 else "{n} tokens", n=run.covered)
+    line = say(
+        run.lang,
+        "Running: {made} of {count} tokens, {speed} tokens/s; this update covers "
+        "{each} (the page is drawn at most {hz} times a second).",
+        made=made,
+        count=run.count,
+        speed=f"{made / elapsed:.1f}",
+        each=each,
+        hz=DISPLAY_HZ,
     )
     pieces = [gen.tokenizer.decode([i]) for i in gen.generated[run.base :]]
     return _json(
@@ -122,11 +130,18 @@ def frame(run: Progress, gen: GenerationSession, result: StepResult, attention: 
             "base": run.base,
             "tokens": [[p, h.forced] for p, h in zip(pieces, gen.history[run.base :], strict=True)],
             "prompt": run.prompt,
-            "dist": live.live_distribution(result, len(gen.generated)),
-            "attn": live.live_attention(*attention),
+            "dist": _titled(live.live_distribution(result, len(gen.generated)), run.lang),
+            "attn": _titled(live.live_attention(*attention), run.lang),
             "timeline": live.live_timeline(gen),
         }
     )
+
+
+def _titled(panel: dict[str, Any], lang: str) -> dict[str, Any]:
+    """A live panel's title, subtitle and note (plain text, drawn on a canvas) in `lang`."""
+    if lang == "en":
+        return panel
+    return panel | {k: translate(panel[k], lang) for k in ("title", "subtitle", "note") if panel.get(k)}
 
 
 def last_frame(run: Progress, gen: GenerationSession, figures: dict[str, Any]) -> str:
@@ -136,7 +151,14 @@ def last_frame(run: Progress, gen: GenerationSession, figures: dict[str, Any]) -
     in one task (0.5–0.8 s in Chromium), after Stop."""
     made = len(gen.generated) - run.base
     elapsed = max(time.monotonic() - run.started, 1e-6)
-    line = f"Run: {made} tokens in {elapsed:.1f} s ({made / elapsed:.1f} tokens/s), {run.frames} updates."
+    line = say(
+        run.lang,
+        "Run: {made} tokens in {seconds} s ({speed} tokens/s), {frames} updates.",
+        made=made,
+        seconds=f"{elapsed:.1f}",
+        speed=f"{made / elapsed:.1f}",
+        frames=run.frames,
+    )
     shown = {name: fig.to_plotly_json() for name, fig in figures.items()}
     return _json({"run": run.run_id, "line": line, "done": True, "figures": shown})
 
@@ -182,7 +204,7 @@ class PageRun:
             if result.finished:
                 break
         if gen is None:
-            yield {h.ctx.status: "Stopped before the first token."}
+            yield {h.ctx.status: say(session.lang, "Stopped before the first token.")}
             return
         if result is None:  # stopped before its first token: the step shown before
             result = session.steps.get(len(gen.ids) - 1) if gen.generated else None
@@ -199,7 +221,7 @@ class PageRun:
     ) -> Progress:
         base = len(gen.generated) - 1
         text = gen.tokenizer.decode(gen.ids[: gen.prompt_len]) if fresh or base == 0 else None
-        return Progress(run_id, base, count, time.monotonic(), prompt=text)
+        return Progress(run_id, base, count, time.monotonic(), prompt=text, lang=session.lang)
 
     def update(
         self,

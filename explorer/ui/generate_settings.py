@@ -8,8 +8,9 @@ from typing import Any
 
 from explorer.errors import ExplorerError
 from explorer.figures import live
+from explorer.i18n import say
 from explorer.model.generation import DEFAULT_SAMPLING, GenerationSession, _check_settings
-from explorer.ui.common import Context, refused, status_error
+from explorer.ui.common import Context, localized, message, refused, status_error
 from explorer.ui.generate_tab import GenerateTab
 from explorer.ui.state import Session
 
@@ -23,6 +24,10 @@ def settings_of(greedy: bool, temperature: float, top_k: float, top_p: float, se
         "top_p": top_p,
         "seed": DEFAULT_SAMPLING.seed if seed is None else seed,
     }
+
+
+# The settings' names in messages (English: the widgets' labels).
+NAMES = {"temperature": "Temperature", "top_k": "Top-k", "top_p": "Top-p", "seed": "Seed"}
 
 
 def refuse_typed(tab: GenerateTab, settings: dict[str, Any], typed: Any) -> None:
@@ -42,7 +47,7 @@ def refuse_typed(tab: GenerateTab, settings: dict[str, Any], typed: Any) -> None
         raise ExplorerError(f"{err} The previous settings stay.") from err
     widget: Any = widgets[name]
     raise ExplorerError(
-        f"{widget.label} goes from {widget.minimum} to {widget.maximum} here; got {value!r}. "
+        f"{NAMES[name]} goes from {widget.minimum} to {widget.maximum} here; got {value!r}. "
         "The previous settings stay."
     )
 
@@ -73,13 +78,15 @@ class SettingsHandlers:
                 return {self.ctx.status: ""}
             gen.configure(**settings)
         except ExplorerError as err:
-            refused("configure", err)
-            return {self.ctx.status: status_error(str(err))} | self.widgets(gen)
+            refused("configure", err, session.lang)
+            return {self.ctx.status: status_error(message(err, session.lang))} | self.widgets(gen)
         session.shown_position = len(gen.ids)
         return {
             self.ctx.status: "",
-            self.tab.dist: live.preview_figure(gen),
-            self.tab.step_md: "Settings changed: the chart now shows the next token's distribution with them.",
+            self.tab.dist: localized(live.preview_figure(gen), session.lang),
+            self.tab.step_md: say(
+                session.lang, "Settings changed: the chart now shows the next token's distribution with them."
+            ),
         }
 
     def widgets(self, gen: GenerationSession | None) -> dict[Any, Any]:
@@ -97,4 +104,5 @@ class SettingsHandlers:
     def reset(self, session: Session) -> dict[Any, Any]:
         d = DEFAULT_SAMPLING
         out = self.configure(session, d.greedy, d.temperature, d.top_k, d.top_p, d.seed)
-        return out | self.widgets(None) | {self.ctx.status: "Sampling settings back to their defaults."}
+        said = say(session.lang, "Sampling settings back to their defaults.")
+        return out | self.widgets(None) | {self.ctx.status: said}

@@ -9,9 +9,8 @@ from typing import Any
 
 import gradio as gr
 
-from explorer import views
 from explorer.model.generation import DEFAULT_SAMPLING
-from explorer.ui.common import placeholder, plot_click_bridge, static
+from explorer.ui.common import I18N, empty_note, placeholder, plot_click_bridge, static
 from explorer.ui.state import Limits
 
 EMPTY_TEXT = "Press Step to add one token to the prompt, or Run to add several."
@@ -23,6 +22,7 @@ DEFAULTS_NOTE = (
 # Tokens per second for Run; 0 is as fast as the model goes (the page is drawn at most 20 times a second).
 SPEEDS = [("as fast as possible", 0), ("20 tokens/s", 20), ("10 tokens/s", 10), ("5 tokens/s", 5)]
 SPEEDS += [("2 tokens/s", 2), ("1 token/s", 1)]
+MEAN_OVER_HEADS = "mean over heads"
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,13 @@ def build_generate_tab(limits: Limits) -> GenerateTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
             with gr.Row(elem_id="ae-gen-buttons"):
-                step = gr.Button("Step", variant="primary", elem_id="ae-step", min_width=80)
-                run = gr.Button("Run", variant="primary", elem_id="ae-run", min_width=80)
+                step = gr.Button(I18N("Step"), variant="primary", elem_id="ae-step", min_width=80)
+                run = gr.Button(I18N("Run"), variant="primary", elem_id="ae-run", min_width=80)
                 api_run = gr.Button("Run (API)", visible=False)
-                stop = gr.Button("Stop", variant="stop", elem_id="ae-stop", min_width=80)
-                rewind = gr.Button("⟲ Rewind", elem_id="ae-rewind", min_width=100)
-                restart = gr.Button("↺ Restart", elem_id="ae-restart", min_width=100)
-            text = gr.HTML(views.empty_html(EMPTY_TEXT), elem_id="ae-gen-text", padding=True)
+                stop = gr.Button(I18N("Stop"), variant="stop", elem_id="ae-stop", min_width=80)
+                rewind = gr.Button(I18N("⟲ Rewind"), elem_id="ae-rewind", min_width=100)
+                restart = gr.Button(I18N("↺ Restart"), elem_id="ae-restart", min_width=100)
+            text = gr.HTML(empty_note(EMPTY_TEXT), elem_id="ae-gen-text", padding=True)
             stream = gr.HTML(
                 "",
                 html_template="<div class='ae-run-line' aria-live='polite'></div>",
@@ -83,33 +83,35 @@ def build_generate_tab(limits: Limits) -> GenerateTab:
                 placeholder("The next-token distribution appears here."), show_label=False, elem_id="ae-dist"
             )
             gr.Markdown(
-                "**Click a bar** to take that token instead of the chosen one, or type a token to add next:",
+                I18N(
+                    "**Click a bar** to take that token instead of the chosen one, or type a token to add next:"
+                ),
                 elem_classes=["ae-help"],
             )
             with gr.Row(equal_height=True):
                 force_text = gr.Textbox(
-                    label="Force a token",
+                    label=I18N("Force a token"),
                     show_label=False,
-                    placeholder="a token to add next, e.g. ␣Paris",
+                    placeholder=I18N("a token to add next, e.g. ␣Paris"),
                     scale=4,
                     elem_id="ae-force-text",
                 )
-                force = gr.Button("Force", scale=1, min_width=90, elem_id="ae-force")
+                force = gr.Button(I18N("Force"), scale=1, min_width=90, elem_id="ae-force")
             timeline = gr.Plot(
                 placeholder("Confidence per step appears here."), show_label=False, elem_id="ae-timeline"
             )
             gr.Markdown(
-                "**Click a point** of the timeline to go back to that step.", elem_classes=["ae-help"]
+                I18N("**Click a point** of the timeline to go back to that step."), elem_classes=["ae-help"]
             )
         with gr.Column(scale=2, min_width=340):
             greedy, temperature, top_k, top_p, seed, n, speed, reset = _settings_panel(limits)
-            gr.Markdown("**Where the new token looked**", elem_classes=["ae-subhead"])
+            gr.Markdown(I18N("**Where the new token looked**"), elem_classes=["ae-subhead"])
             with gr.Group(), gr.Row():
-                attn_layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="ae-gen-layer")
+                attn_layer = gr.Slider(0, 1, value=0, step=1, label=I18N("Layer"), elem_id="ae-gen-layer")
                 attn_head = gr.Dropdown(
-                    choices=[("mean over heads", -1)],
+                    choices=[(I18N(MEAN_OVER_HEADS), -1)],
                     value=-1,
-                    label="Head",
+                    label=I18N("Head"),
                     elem_id="ae-gen-head",
                     min_width=140,
                 )
@@ -155,15 +157,15 @@ def _settings_panel(limits: Limits) -> tuple[Any, ...]:
     d = DEFAULT_SAMPLING
     with gr.Group():
         greedy = gr.Checkbox(
-            value=d.greedy, label="Greedy (always the most likely token)", elem_id="ae-greedy"
+            value=d.greedy, label=I18N("Greedy (always the most likely token)"), elem_id="ae-greedy"
         )
         temperature = gr.Slider(
             0,
             2,
             value=d.temperature,
             step=0.05,
-            label="Temperature",
-            info="< 1 sharpens, > 1 flattens; 0 is greedy",
+            label=I18N("Temperature"),
+            info=I18N("< 1 sharpens, > 1 flattens; 0 is greedy"),
             elem_id="ae-temp",
         )
         top_k = gr.Slider(
@@ -171,8 +173,8 @@ def _settings_panel(limits: Limits) -> tuple[Any, ...]:
             100,
             value=d.top_k,
             step=1,
-            label="Top-k",
-            info="keep the k likeliest; 0 = off; default 50, as transformers' generate",
+            label=I18N("Top-k"),
+            info=I18N("keep the k likeliest; 0 = off; default 50, as transformers' generate"),
             elem_id="ae-topk",
         )
         top_p = gr.Slider(
@@ -180,30 +182,30 @@ def _settings_panel(limits: Limits) -> tuple[Any, ...]:
             1,
             value=d.top_p,
             step=0.05,
-            label="Top-p",
-            info="keep the likeliest until they sum to p; 1 = off",
+            label=I18N("Top-p"),
+            info=I18N("keep the likeliest until they sum to p; 1 = off"),
             elem_id="ae-topp",
         )
         with gr.Row():
-            seed = gr.Number(value=d.seed, precision=0, label="Seed", minimum=0, elem_id="ae-seed")
+            seed = gr.Number(value=d.seed, precision=0, label=I18N("Seed"), minimum=0, elem_id="ae-seed")
             n = gr.Slider(
                 1,
                 limits.max_run_tokens,
                 value=min(20, limits.max_run_tokens),
                 step=1,
-                label="Run length",
-                info="tokens per Run",
+                label=I18N("Run length"),
+                info=I18N("tokens per Run"),
                 elem_id="ae-n",
             )
         with gr.Row(equal_height=True):
             speed = gr.Dropdown(
-                choices=SPEEDS,
+                choices=[(I18N(name), value) for name, value in SPEEDS],
                 value=0,
-                label="Run speed",
-                info="slow it down to watch the distribution change",
+                label=I18N("Run speed"),
+                info=I18N("slow it down to watch the distribution change"),
                 elem_id="ae-speed",
                 scale=3,
             )
-            reset = gr.Button("Reset to defaults", elem_id="ae-reset-sampling", scale=1, min_width=120)
-    gr.Markdown(DEFAULTS_NOTE, elem_classes=["ae-help"], elem_id="ae-sampling-note")
+            reset = gr.Button(I18N("Reset to defaults"), elem_id="ae-reset-sampling", scale=1, min_width=120)
+    gr.Markdown(I18N(DEFAULTS_NOTE), elem_classes=["ae-help"], elem_id="ae-sampling-note")
     return greedy, temperature, top_k, top_p, seed, n, speed, reset

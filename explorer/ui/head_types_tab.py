@@ -16,13 +16,17 @@ from explorer import figures, views
 from explorer.analysis.ablation import head_name
 from explorer.analysis.heads import display_name, head_scores, probe_for
 from explorer.errors import ExplorerError
+from explorer.i18n import say, translate
 from explorer.insight_views import head_card, head_types_legend
 from explorer.model.loading import LoadedModel
 from explorer.ui.common import (
     I18N,
     Context,
     clamp_or_last,
+    empty_note,
     guarded,
+    localized,
+    message,
     placeholder,
     plot_click_bridge,
     progress_callback,
@@ -67,27 +71,29 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 gr.Markdown(
-                    "**What each head mostly does**, measured once per model on probe texts (prose, and "
-                    "random tokens repeated twice). Hover a tile for its scores; **click one** to open it "
-                    "on a prompt where its pattern shows.",
+                    I18N(
+                        "**What each head mostly does**, measured once per model on probe texts (prose, and "
+                        "random tokens repeated twice). Hover a tile for its scores; **click one** to open it "
+                        "on a prompt where its pattern shows."
+                    ),
                     elem_classes=["ae-help"],
                 )
                 plot = gr.Plot(placeholder("Head types appear here."), show_label=False, elem_id="ae-types")
             with gr.Column(scale=2, min_width=320):
-                legend = gr.HTML(views.empty_html("The types and what they mean appear here."), padding=True)
+                legend = gr.HTML(empty_note("The types and what they mean appear here."), padding=True)
                 card = gr.Markdown("", elem_id="ae-types-card")
         click = plot_click_bridge("#ae-types", "x: p.x, y: p.y")
 
     def scores_for(session: Session, progress: Any = None) -> pd.DataFrame:
         loaded = ctx.models.get(session.model)
         if progress is not None:
-            progress(0.2, desc="Measuring head types on probe texts (once per model) …")
+            progress(0.2, desc=say(session.lang, "Measuring head types on probe texts (once per model) …"))
         return types.get(session.model, loaded, progress)
 
     @guarded(status)
     def draw(session: Session, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
         scores = scores_for(session, progress)
-        fig = figures.head_types_figure(scores)
+        fig = localized(figures.head_types_figure(scores), session.lang)
         n_layer, n_head = int(scores["layer"].max()) + 1, int(scores["head"].max()) + 1
         fig.update_layout(height=int(np.clip(130 + 520 * n_layer / max(n_head, 1), 300, 640)))
         return {plot: fig, legend: head_types_legend(scores)}
@@ -117,13 +123,18 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
         except Exception as err:  # noqa: BLE001 - an error stops the chain: no probe is analyzed
             if not isinstance(err, ExplorerError):
                 log.exception("opening a head from the head-types grid failed")
-            message = str(err) if isinstance(err, ExplorerError) else "That head could not be opened."
-            raise gr.Error(views.esc(message)) from err
+            said = message(err, session.lang) if isinstance(err, ExplorerError) else ""
+            raise gr.Error(views.esc(said or say(session.lang, "That head could not be opened."))) from err
         session.shown_tab = HEADS_TAB  # selected from here, which fires no select event
+        kind = translate(display_name(str(row["label"])), session.lang)
         gr.Info(
             views.esc(
-                f"{head_name(layer, head)} ({display_name(str(row['label']))}) opened on a probe prompt: "
-                "see Attention heads."
+                say(
+                    session.lang,
+                    "{head} ({kind}) opened on a probe prompt: see Attention heads.",
+                    head=head_name(layer, head),
+                    kind=kind,
+                )
             )
         )
         return {

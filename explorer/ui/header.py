@@ -11,9 +11,10 @@ import gradio as gr
 
 from explorer import views
 from explorer.errors import ExplorerError, ModelLoadError
+from explorer.i18n import say
 from explorer.model.loading import LoadedModel, ModelPlan
 from explorer.ui.analysis import AnalysisEvent
-from explorer.ui.common import I18N, Context, message, progress_callback, status_error, warn
+from explorer.ui.common import I18N, Context, message, progress_callback, status_error, status_ok, warn
 from explorer.ui.state import CONCURRENCY, HOSTED_MODELS, MODEL_CHOICES, Limits, Session, model_key
 
 log = logging.getLogger(__name__)
@@ -25,16 +26,17 @@ class Header:
     model_dd: gr.Dropdown  # the picker
 
 
-def model_text(loaded: LoadedModel | ModelPlan, limits: Limits) -> str:
+def model_text(loaded: LoadedModel | ModelPlan, limits: Limits, lang: str = "en") -> str:
     return views.model_markdown(
         loaded.name,
         loaded.reason,
         loaded.n_layer,
         loaded.n_head,
         loaded.n_ctx,
-        loaded.device if isinstance(loaded, LoadedModel) else "loading …",
+        loaded.device if isinstance(loaded, LoadedModel) else say(lang, "loading …"),
         loaded.is_bundled,
         limits.hosted,
+        lang,
     )
 
 
@@ -50,8 +52,10 @@ def build_header(loaded: LoadedModel | ModelPlan, key: str, limits: Limits) -> H
         model_md = gr.Markdown(
             model_text(loaded, limits), elem_id="ae-model", elem_classes=["ae-model"], min_height=0
         )
-        choices = list(MODEL_CHOICES)
-        if key not in dict((v, v) for _, v in choices):
+        choices: list[tuple[Any, str]] = [
+            (I18N(name) if name != value else name, value) for name, value in MODEL_CHOICES
+        ]
+        if key not in [value for _, value in choices]:
             choices.append((key, key))
         model_dd = gr.Dropdown(
             choices=choices,
@@ -78,7 +82,11 @@ def switch_model(ctx: Context, header: Header, session: Session, choice: str) ->
         _allowed(ctx, choice)
         loaded = ctx.models.get(choice)
     except Exception as err:  # noqa: BLE001 - a bad link must not stop the page
-        text = f"The link's model could not be loaded: {message(err)} The current model is kept."
+        text = say(
+            session.lang,
+            "The link's model could not be loaded: {why} The current model is kept.",
+            why=message(err, session.lang),
+        )
         warn(text)  # a toast too: the analysis that follows on page load replaces the status line
         return {ctx.status: status_error(text), header.model_dd: gr.update(value=session.model)}
     key = model_key(loaded, choice)
@@ -86,7 +94,7 @@ def switch_model(ctx: Context, header: Header, session: Session, choice: str) ->
     session.model, session.generation, session.analysis = key, None, None
     return {
         ctx.session: session,
-        header.model_md: model_text(loaded, ctx.limits),
+        header.model_md: model_text(loaded, ctx.limits, session.lang),
         header.model_dd: gr.update(value=key),
     }
 
@@ -99,16 +107,16 @@ def wire_model_picker(
 
     def load(choice: str, session: Session, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
         choice = (choice or "").strip()
-        previous = session.model
+        previous, lang = session.model, session.lang
         try:
             if not choice:
                 raise ModelLoadError("Choose a model.")
             _allowed(ctx, choice)
-            loaded = ctx.models.get(choice, progress_callback(progress))
+            loaded = ctx.models.get(choice, progress_callback(progress, lang))
         except Exception as err:  # noqa: BLE001
             if not isinstance(err, ExplorerError):
                 log.exception("loading %r failed", choice)
-            text = message(err) + " The previous model keeps serving."
+            text = say(lang, "{why} The previous model keeps serving.", why=message(err, lang))
             warn(text)
             return {status: status_error(text), header.model_dd: gr.update(value=previous)}
         key = model_key(loaded, choice)
@@ -116,11 +124,13 @@ def wire_model_picker(
             ctx.models.put(key, loaded)
         session.model, session.generation, session.analysis = key, None, None
         return {
-            status: f"<span class='ae-ok-text'>✓ {views.esc(loaded.name)} is loaded.</span>",
+            status: status_ok(say(lang, "{model} is loaded.", model=loaded.name)),
             ctx.session: session,
-            header.model_md: model_text(loaded, ctx.limits),
+            header.model_md: model_text(loaded, ctx.limits, lang),
             header.model_dd: gr.update(value=key),
-            gen_text: views.empty_html("Press Step to add one token to the prompt, or Run to add several."),
+            gen_text: views.empty_html(
+                "Press Step to add one token to the prompt, or Run to add several.", lang
+            ),
             gen_step: "",
         }
 

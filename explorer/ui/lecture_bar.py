@@ -1,5 +1,6 @@
-"""The lecture bar: Lecture mode, Dark, the walk-through's language and Copy link. The keyboard
-and the Plotly tweaks are the page's script (static/page.js), installed by serving.launch."""
+"""The lecture bar: Lecture mode, Dark, the page's language and Copy link. The keyboard and the
+Plotly tweaks are the page's script (static/page.js), installed by serving.launch; what the
+language switch changes is in language.py."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def build_lecture_bar() -> LectureBar:
         lang = gr.Radio(
             list(LANGUAGE_CHOICES),
             value="en",
-            label=I18N("Walk-through language"),
+            label=I18N("Language"),
             show_label=False,
             container=False,
             elem_id="ae-lang",

@@ -14,6 +14,7 @@ from explorer.ui.common import (
     Context,
     clamp_or_last,
     guarded,
+    localized,
     placeholder,
     plot_click_bridge,
     require_analysis,
@@ -28,17 +29,23 @@ def add_lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
     status = ctx.status
     with gr.Tab(I18N("Logit lens"), id=LENS_TAB, elem_id="ae-lens-tab"):
         gr.Markdown(
-            "**What the model would predict if it stopped after each layer.** Each cell decodes the "
-            "residual stream at that position with the final layer norm and the output matrix: its "
-            "colour is the top guess's probability, its text the guess. **Click a column** (or pick a "
-            "position) for the top 5 at every layer.",
+            I18N(
+                "**What the model would predict if it stopped after each layer.** Each cell decodes the "
+                "residual stream at that position with the final layer norm and the output matrix: its "
+                "colour is the top guess's probability, its text the guess. **Click a column** (or pick a "
+                "position) for the top 5 at every layer."
+            ),
             elem_classes=["ae-help"],
         )
         plot = gr.Plot(placeholder("The logit lens appears here."), show_label=False, elem_id="ae-lens")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=240):
                 pos = gr.Dropdown(
-                    choices=[], value=None, label="Position", elem_id="ae-lens-pos", allow_custom_value=True
+                    choices=[],
+                    value=None,
+                    label=I18N("Position"),
+                    elem_id="ae-lens-pos",
+                    allow_custom_value=True,
                 )
             with gr.Column(scale=4, min_width=420):
                 table = gr.HTML("", elem_id="ae-lens-table")
@@ -55,7 +62,7 @@ def add_lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
             view = LensView(key, lo, analysis.n_pos, lens_for(analysis, lo, hi))
         return {
             cache: view,
-            plot: lens_figure(view, position),
+            plot: localized(lens_figure(view, position), session.lang),
             table: lens_table(view, position),
             pos: gr.update(
                 choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=position

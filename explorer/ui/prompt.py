@@ -11,9 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-from explorer import views
 from explorer.model.loading import assets_dir
-from explorer.ui.common import I18N, static
+from explorer.ui.common import I18N, empty_note, static
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +77,7 @@ def build_prompt_panel() -> PromptPanel:
         ex = gr.Examples(
             examples=[[e["prompt"]] for e in examples],
             inputs=[prompt],
+            # Plain labels (gr.Examples shows no gr.I18n): the page names them (static/language.js).
             example_labels=[e.get("label", e["prompt"][:30]) for e in examples],
             label=I18N("Examples"),
             elem_id="ae-examples",
@@ -88,7 +88,7 @@ def build_prompt_panel() -> PromptPanel:
 def build_selection_bar() -> SelectionBar:
     with gr.Group(elem_id="ae-selection"):
         tokens = gr.HTML(
-            views.empty_html("Analyzing the prompt … (or type one and press Analyze)"),
+            empty_note("Analyzing the prompt … (or type one and press Analyze)"),
             elem_id="ae-tokens",
             js_on_load=static("token_click.js"),
             padding=True,

@@ -20,6 +20,7 @@ from explorer.ui import (
     head_types_tab,
     header,
     heads_tab,
+    language,
     lecture_bar,
     lens_tab,
     prompt,
@@ -128,7 +129,7 @@ def build_app(
             exports = export_tab.build_export_tab()
             for extra in extra_tabs:
                 extra(ctx)
-        gr.Markdown(FOOTER, elem_classes=["ae-footer"])
+        gr.Markdown(I18N(FOOTER), elem_classes=["ae-footer"])
 
         # --- wiring: one analysis feeds every tab; the selection redraws the detail and the steps ---
         tabs.select(None, js=static("selection_visibility.js"))
@@ -148,6 +149,7 @@ def build_app(
         view = view_state.ViewPanels(top, selected, gen, bar, selection, tabs, tab_ids, open_tab)
         view_state.wire_view_state(demo, ctx, view, analyzed_event)
         lecture_bar.wire_lecture_bar(bar)
+        language.wire_language(demo, ctx, bar, top, selected, selection, gen)
         serving.free_on_close(demo)
     if not models.ready(key):
         serving.PRELOADS[demo] = lambda: models.preload(key, model)

@@ -286,7 +286,8 @@ class Session:
     # The analysis shown: its key, and a weak reference to it (the AnalysisStore holds it).
     analysis_key: AnalysisKey | None = None
     analysis_ref: weakref.ref[Analysis] | None = field(default=None, repr=False)
-    note: str = ""  # a line for the status, said once (an analysis recomputed, say)
+    note: str = ""  # a line for the status, said once (an analysis recomputed, say): a message's key
+    lang: str = "en"  # what the server says is in this language (the page's, see lecture_bar)
     generation: GenerationSession | None = None
     gen_prompt: str = ""
     gen_cut: int = 0  # tokens of gen_prompt that did not fit

@@ -12,7 +12,7 @@ import gradio as gr
 from explorer import views
 from explorer.analysis.arithmetic import STEPS, Breakdown, breakdown
 from explorer.figures.steps import STEP_FIGURES
-from explorer.ui.common import Context, clamp, current_analysis, guarded
+from explorer.ui.common import I18N, Context, clamp, current_analysis, guarded, localized
 from explorer.ui.state import CONCURRENCY, STEPS_TAB, Session
 
 
@@ -40,7 +40,7 @@ class StepsTab:
 
 def build_steps_tab() -> StepsTab:
     selection = gr.Markdown(
-        "Analyze a prompt, then pick a layer, head and query token.",
+        I18N("Analyze a prompt, then pick a layer, head and query token."),
         elem_id="ae-selection-line",
         elem_classes=["ae-selection-line"],
     )
@@ -59,16 +59,16 @@ def build_steps_tab() -> StepsTab:
     return StepsTab(selection, tuple(panels))
 
 
-def step_updates(panels: Sequence[StepPanel], bd: Breakdown) -> dict[Any, Any]:
+def step_updates(panels: Sequence[StepPanel], bd: Breakdown, lang: str = "en") -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for number, panel in enumerate(panels, start=1):
         step = views.STEP_BY_NAME[panel.name]
         out[panel.card] = views.step_card(
-            number, step, bd.deviation.get(panel.name), views.step_note(bd, panel.name)
+            number, step, bd.deviation.get(panel.name), views.step_note(bd, panel.name, lang), lang
         )
-        out[panel.table] = views.table_html(views.step_table(bd, panel.name))
+        out[panel.table] = views.table_html(views.step_table(bd, panel.name), lang)
         if panel.plot is not None:
-            out[panel.plot] = STEP_FIGURES[panel.name](bd)
+            out[panel.plot] = localized(STEP_FIGURES[panel.name](bd), lang)
     return out
 
 
@@ -83,7 +83,8 @@ def wire_steps_tab(ctx: Context, tab: StepsTab, tabs: gr.Tabs) -> None:
         if session.shown_tab != STEPS_TAB or analysis is None:
             return out
         layer, head = clamp(layer, analysis.n_layer), clamp(head, analysis.n_head)
-        return out | step_updates(tab.steps, breakdown(analysis, layer, head, clamp(query, analysis.n_pos)))
+        bd = breakdown(analysis, layer, head, clamp(query, analysis.n_pos))
+        return out | step_updates(tab.steps, bd, session.lang)
 
     tabs.select(
         on_tab,

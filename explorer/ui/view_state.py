@@ -11,9 +11,11 @@ from typing import Any
 import gradio as gr
 
 from explorer import link, views
+from explorer.i18n import say
 from explorer.ui.analysis import AnalysisEvent, Selection, query_update, tokens_html
 from explorer.ui.common import Context, clamp, current_analysis, guarded, static
 from explorer.ui.generate_tab import GenerateTab
+from explorer.ui.generate_view import generation_placeholders
 from explorer.ui.header import Header, model_text, switch_model
 from explorer.ui.lecture_bar import LectureBar
 from explorer.ui.prompt import SelectionBar
@@ -86,6 +88,9 @@ def _restored(ctx: Context, panels: ViewPanels, view: link.View, session: Sessio
     if view.lang is None:
         accept = request.headers.get("accept-language") if request else None
         out[panels.lecture.lang] = link.language_from_header(accept)
+    session.lang = out[panels.lecture.lang]  # what the server says from now on (see language.py)
+    if session.lang != "en":  # the Generate tab's figures, built in English before any language
+        out |= generation_placeholders(panels.gen, session.lang)
     tab = view.tab if view.tab in panels.tab_ids else HEADS_TAB
     session.shown_tab = tab  # a programmatic switch fires no select event: see Session.shown_tab
     if tab != HEADS_TAB:
@@ -104,7 +109,8 @@ def wire_view_state(demo: gr.Blocks, ctx: Context, panels: ViewPanels, analysis:
 
     @guarded(status)
     def current_model(session: Session) -> dict[Any, Any]:
-        return {ctx.status: "", header.model_md: model_text(ctx.models.get(session.model), ctx.limits)}
+        loaded = ctx.models.get(session.model)
+        return {ctx.status: "", header.model_md: model_text(loaded, ctx.limits, session.lang)}
 
     def open_page(
         prompt: str,
@@ -120,12 +126,16 @@ def wire_view_state(demo: gr.Blocks, ctx: Context, panels: ViewPanels, analysis:
         out = _restored(ctx, panels, view, session, request)
         prompt = out.get(ctx.prompt, prompt)
         if not ctx.models.ready(session.model):  # the server is still loading it (load_in_background)
-            progress(0.1, desc="Loading the model …")
+            progress(0.1, desc=say(session.lang, "Loading the model …"))
         # The page's header was built before the model loaded (see build_app): say what it is.
         out |= current_model(session)
         if header.model_md not in out:  # the status line says why
-            name = views.esc(session.model)
-            return out | {header.model_md: f"**Model: {name}** · could not be loaded (see the message below)"}
+            said = say(
+                session.lang,
+                "**Model: {name}** · could not be loaded (see the message below)",
+                name=views.esc(session.model),
+            )
+            return out | {header.model_md: said}
         if not (isinstance(prompt, str) and prompt.strip()):
             return out
         mean = bool(mean if view.mean is None else view.mean)
@@ -142,7 +152,7 @@ def wire_view_state(demo: gr.Blocks, ctx: Context, panels: ViewPanels, analysis:
         layer_, head_ = clamp(view.layer or 0, found.n_layer), clamp(view.head or 0, found.n_head)
         query = clamp(found.n_pos - 1 if view.query is None else view.query, found.n_pos)
         out: dict[Any, Any] = {ctx.mean: mean, ctx.query: query_update(found, query)}
-        out[panels.bar.tokens] = tokens_html(found, query)
+        out[panels.bar.tokens] = tokens_html(found, query, session.lang)
         return out | panels.selection.outputs(session, layer_, head_, query, mean)
 
     restored = [components[key] for key in ("prompt", *AT_ONCE)]
@@ -156,6 +166,9 @@ def wire_view_state(demo: gr.Blocks, ctx: Context, panels: ViewPanels, analysis:
                 header.model_md,
                 panels.tabs,
                 panels.open_tab,
+                panels.gen.dist,  # the Generate tab's figures, in a language other than English
+                panels.gen.timeline,
+                panels.gen.attn,
             ]
         )
     )

@@ -10,6 +10,19 @@ const PANELS = {dist: '#ae-dist', attn: '#ae-gen-attn', timeline: '#ae-timeline'
 const COLORS = ['#0072B2', '#E69F00'];  // figures/base.py OKABE_ITO: the plots' own colours
 const HIGHLIGHT = '#D55E00', INK = '#1f2937', MUTED = '#4b5563', GRID = '#e5e7eb';
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "WenQuanYi Micro Hei", sans-serif';
+// The page's language (Gradio sets <html lang> from its locale): the canvas's own words in it, as
+// the figures' are (the frames' titles and lines come in the session's language from the server).
+const ZH = {
+  'model': '模型', 'after sampling settings': '经采样设置后', '◀ chosen': '◀ 选中',
+  'Generation: confidence in each chosen token': '生成：每个选中词元的置信度',
+  'p(chosen token)': 'p(选中的词元)', 'entropy (bits)': '熵（比特）', 'Stopping…': '正在停止…',
+  'forced by you': '由你强制', 'chosen by sampling': '由采样选出',
+};
+const say = (text) => ((document.documentElement.lang || '').toLowerCase().startsWith('zh') && ZH[text]) || text;
+const stepTip = (step, forced) => {
+  const how = say(forced ? 'forced by you' : 'chosen by sampling');
+  return say('model') === 'model' ? `step ${step}: ${how}` : `第 ${step} 步：${how}`;
+};
 run.start = () => {
   Object.assign(run, {id: run.id + 1, stopped: false, drawn: 0, frames: 0, latest: null, gotDone: false,
     pending: false, log: [], started: performance.now(), sizes: measure()});
@@ -143,7 +156,7 @@ const DRAW = {
   dist: (canvas, d) => {  // figures/generation.py distribution_figure, as bars on a canvas
     const c = begin(canvas), {g, w, h, fs} = c;
     const top = heading(c, d.title, d.note) + fs;
-    legend(c, top - fs, ['model', 'after sampling settings']);
+    legend(c, top - fs, [say('model'), say('after sampling settings')]);
     const rows = d.rows, n = Math.max(1, rows.length);
     const bottom = h - fs - 16, rowH = Math.min(4 * fs, (bottom - top) / n);
     font(g, fs, 400);
@@ -176,7 +189,7 @@ const DRAW = {
         font(g, fs, 600);
         g.textAlign = 'left';
         g.fillStyle = HIGHLIGHT;
-        g.fillText('◀ chosen', xOf(Math.max(raw || 0, warped || 0)) + 6, y + rowH / 2);
+        g.fillText(say('◀ chosen'), xOf(Math.max(raw || 0, warped || 0)) + 6, y + rowH / 2);
       }
     });
   },
@@ -200,8 +213,8 @@ const DRAW = {
   },
   timeline: (canvas, t) => {  // figures/generation.py timeline_figure
     const c = begin(canvas), {g, w, h, fs} = c;
-    const top = heading(c, 'Generation: confidence in each chosen token') + fs;
-    legend(c, top - fs, ['p(chosen token)', 'entropy (bits)']);
+    const top = heading(c, say('Generation: confidence in each chosen token')) + fs;
+    legend(c, top - fs, [say('p(chosen token)'), say('entropy (bits)')]);
     const x0 = 56, x1 = w - 56, bottom = h - 2 * fs - 12, n = t.p.length;
     const hmax = Math.max(1e-9, ...t.h) * 1.05, hstep = niceStep(hmax, 4);
     const xOf = (i) => x0 + (x1 - x0) * (n > 1 ? i / (n - 1) : 0.5);
@@ -257,7 +270,7 @@ const drawText = (f) => {
     const span = document.createElement('span');
     const step = f.base + run.drawn + k + 1;
     span.className = 'ae-gen' + (k === fresh.length - 1 ? ' ae-new' : '') + (forced ? ' ae-forced' : '');
-    span.title = `step ${step}: ${forced ? 'forced by you' : 'chosen by sampling'}`;
+    span.title = stepTip(step, forced);
     span.textContent = piece;
     box.append(span);
   });
@@ -303,7 +316,7 @@ const apply = (raw) => {
   let f;
   try { f = JSON.parse(raw); } catch (err) { return; }
   if (!f || f.run !== run.id) return;
-  if (line()) line().textContent = run.stopped && !f.done ? 'Stopping…' : f.line;
+  if (line()) line().textContent = run.stopped && !f.done ? say('Stopping…') : f.line;
   if (f.done) {
     run.gotDone = true;
     finish(f.figures || {});
