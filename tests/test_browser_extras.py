@@ -54,7 +54,7 @@ class Page:
 def open_app(browser: Any, url: str, query: str = "", **kwargs: Any) -> Page:
     p = Page(browser, **kwargs)
     p.page.goto(url + query)
-    expect()(p.page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
+    expect()(p.page.locator("#ae-status")).to_contain_text(re.compile("Analyzed|已分析"), timeout=T)
     return p
 
 
@@ -254,7 +254,7 @@ def test_phone_and_chinese_browser(browser: Any, app_url: str) -> None:
     screenshot(page, "extras-06-phone-390x844", full_page=False)
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     page.goto(page.url.split("?")[0] + "?lang=zh&lecture=1")
-    x(page.locator("#ae-status")).to_contain_text("Analyzed", timeout=T)
+    x(page.locator("#ae-status")).to_contain_text("已分析", timeout=T)  # the status line in Chinese too
     walk_tab = page.get_by_role("tab", name="逐步讲解")
     if not walk_tab.is_visible():  # a narrow tab bar folds tabs into a menu
         page.get_by_role("button", name="More tabs").click()

@@ -116,7 +116,9 @@ def require_analysis(ctx: Context, session: Session) -> Analysis:
 
 
 def empty_note(message: str) -> str:
-    """A panel's message as the page is built: the page shows it in its language (gr.I18n)."""
+    """A panel's message as the page is built: the page shows it in its language (gr.I18n). A
+    switch of language writes it again over whatever the panel shows by then: only for panels
+    that language.py sends again."""
     return f'<div class="ae-empty">{I18N(message)}</div>'
 
 
@@ -151,23 +153,37 @@ def localized(fig: go.Figure, lang: str) -> go.Figure:
     return fig
 
 
+def _plotly_esc(text: str) -> str:
+    return html.escape(text, quote=False).replace('"', "&#34;").replace("'", "&#39;")
+
+
 def _figure_text(text: str, lang: str) -> str:
-    """A figure's text in `lang`: each run of text between its tags (<br>, <sup>, a legend's
-    <span>) read as plain text, translated, and escaped again as the figure builders escape
-    (figures.base._esc); what is not a message stays as it was."""
-    out = []
+    """A figure's text in `lang` (see between_tags), escaped as the figure builders escape (figures.base._esc)."""
+    return between_tags(text, lang, _plotly_esc)
+
+
+def localized_html(text: str, lang: str) -> str:
+    """An HTML panel made in English (a legend, a table's headings) in `lang`, run by run of text
+    between its tags; a table's cells (tokens, numbers) and what is not one of the app's texts
+    stay as they were."""
+    return text if lang == "en" else between_tags(text, lang, views.esc, cells=False)
+
+
+def between_tags(text: str, lang: str, escape: Callable[[str], str], cells: bool = True) -> str:
+    """`text` with each run of text between its tags (<br>, <sup>, <span>, <th>) read as plain
+    text, translated, and escaped again with `escape`; a run that is not a message stays as it
+    was, and so does one inside a table cell (<td>) unless `cells`."""
+    out, in_cell = [], False
     for part in re.split(r"(<[^>]*>)", text):
+        if re.match(r"</?td\b", part):
+            in_cell = not part.startswith("</")
         edge = re.fullmatch(r"(\s*)(.*?)(\s*)", part, re.DOTALL)
-        if part.startswith("<") or edge is None or not edge.group(2):
+        if part.startswith("<") or edge is None or not edge.group(2) or (in_cell and not cells):
             out.append(part)
             continue
         english = html.unescape(edge.group(2))
         plain = translate(english, lang)
-        if plain == english:
-            out.append(part)
-            continue
-        escaped = html.escape(plain, quote=False).replace('"', "&#34;").replace("'", "&#39;")
-        out.append(edge.group(1) + escaped + edge.group(3))
+        out.append(part if plain == english else edge.group(1) + escape(plain) + edge.group(3))
     return "".join(out)
 
 

@@ -110,15 +110,16 @@ def frame(run: Progress, gen: GenerationSession, result: StepResult, attention: 
     nothing."""
     made = len(gen.generated) - run.base
     elapsed = max(time.monotonic() - run.started, 1e-6)
-    each = say(run.lang, "1 token" if run.covered == 1 else "{n} tokens", n=run.covered)
+    covers = "1 token" if run.covered == 1 else "{each} tokens"
     line = say(
         run.lang,
         "Running: {made} of {count} tokens, {speed} tokens/s; this update covers "
-        "{each} (the page is drawn at most {hz} times a second).",
+        + covers
+        + " (the page is drawn at most {hz} times a second).",
         made=made,
         count=run.count,
         speed=f"{made / elapsed:.1f}",
-        each=each,
+        each=run.covered,
         hz=DISPLAY_HZ,
     )
     pieces = [gen.tokenizer.decode([i]) for i in gen.generated[run.base :]]

@@ -23,9 +23,9 @@ from explorer.ui.common import (
     I18N,
     Context,
     clamp_or_last,
-    empty_note,
     guarded,
     localized,
+    localized_html,
     message,
     placeholder,
     plot_click_bridge,
@@ -80,7 +80,8 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
                 )
                 plot = gr.Plot(placeholder("Head types appear here."), show_label=False, elem_id="ae-types")
             with gr.Column(scale=2, min_width=320):
-                legend = gr.HTML(empty_note("The types and what they mean appear here."), padding=True)
+                # Not gr.I18n: a switch of language would put this back over the legend drawn since.
+                legend = gr.HTML(views.empty_html("The types and what they mean appear here."), padding=True)
                 card = gr.Markdown("", elem_id="ae-types-card")
         click = plot_click_bridge("#ae-types", "x: p.x, y: p.y")
 
@@ -96,7 +97,7 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
         fig = localized(figures.head_types_figure(scores), session.lang)
         n_layer, n_head = int(scores["layer"].max()) + 1, int(scores["head"].max()) + 1
         fig.update_layout(height=int(np.clip(130 + 520 * n_layer / max(n_head, 1), 300, 640)))
-        return {plot: fig, legend: head_types_legend(scores)}
+        return {plot: fig, legend: localized_html(head_types_legend(scores), session.lang)}
 
     tab_listener(
         ctx,

@@ -41,7 +41,10 @@
     new MutationObserver(later).observe(document.body, {childList: true, subtree: true, characterData: true});
   }
   relabel();
-  if (wanted !== 'en' && wanted !== 'zh') return [];
+  // Only a real change: Gradio then writes every gr.I18n value again, a panel's first message too
+  // over what the server has put there since (language.py sends those panels again).
+  const now = (document.documentElement.lang || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+  if ((wanted !== 'en' && wanted !== 'zh') || wanted === now) return [];
   const url = [...document.querySelectorAll('link[rel=modulepreload], script[type=module][src]')]
     .map((el) => el.href || el.src)
     .concat(performance.getEntriesByType('resource').map((entry) => entry.name))

@@ -16,7 +16,7 @@ const ZH = {
   'model': '模型', 'after sampling settings': '经采样设置后', '◀ chosen': '◀ 选中',
   'Generation: confidence in each chosen token': '生成：每个选中词元的置信度',
   'p(chosen token)': 'p(选中的词元)', 'entropy (bits)': '熵（比特）', 'Stopping…': '正在停止…',
-  'forced by you': '由你强制', 'chosen by sampling': '由采样选出',
+  'forced by you': '由你强制指定', 'chosen by sampling': '由采样选出',
 };
 const say = (text) => ((document.documentElement.lang || '').toLowerCase().startsWith('zh') && ZH[text]) || text;
 const stepTip = (step, forced) => {
