@@ -6,28 +6,52 @@
   const wanted = lang || new URLSearchParams(window.location.search).get('lang');
   // Names Gradio does not translate, or not again after a switch: the tab bar keeps the names its
   // tabs had when first drawn, and the examples' labels and the Q/K/V steps' links are plain text.
-  // They are named again from the page's own translations (gr.I18n's, in gradio_config), now and
-  // whenever they are drawn again.
-  const PLAIN = '#ae-tabs button, #ae-examples button, #ae-steps-nav a';
+  // Each place is named again from the page's own translations (gr.I18n's, in gradio_config) of
+  // the English texts it may show (from the page's config too), now and whenever it is redrawn.
+  const config = window.gradio_config || {};
+  const english = (elemId) => {
+    const c = (config.components || []).find((c) => c.props && c.props.elem_id === elemId) || {};
+    const p = c.props || {};
+    if (elemId === 'ae-examples') return (p.sample_labels || []).map(String);
+    const text = document.createElement('textarea');  // the HTML's entities (&#95;) as characters
+    return String(p.value || '').split(/<[^>]*>/).map((t) => { text.innerHTML = t; return text.value.trim(); })
+      .filter(Boolean);
+  };
+  const keyOf = (label) => {
+    const m = /__i18n__(\{[^}]*\})/.exec(label || '');
+    try { return m ? JSON.parse(m[1]).key : null; } catch (err) { return null; }
+  };
+  const PLACES = {
+    '#ae-tabs button': () => (config.components || []).filter((c) => c.type === 'tabitem')
+      .map((c) => keyOf(c.props && c.props.label)).filter(Boolean),
+    '#ae-examples button': () => english('ae-examples'),
+    '#ae-steps-nav a': () => english('ae-steps-nav'),
+  };
   const relabel = () => {
-    const all = (window.gradio_config || {}).i18n_translations || {};
+    const all = config.i18n_translations || {};
     const now = (document.documentElement.lang || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
-    let names = window.__aeNames && window.__aeNames[now];
-    if (!names) {  // a text in any language -> the same text now
-      names = new Map();
-      for (const words of Object.values(all)) {
-        for (const [key, text] of Object.entries(words || {})) names.set(text, (all[now] || {})[key] || key);
+    window.__aeNames = window.__aeNames || {};
+    for (const [selector, keys] of Object.entries(PLACES)) {
+      const id = selector + '|' + now;
+      if (!window.__aeNames[id]) {  // a text of this place in any language -> the same text now
+        const names = new Map();
+        for (const key of keys()) {
+          const name = (all[now] || {})[key] || key;
+          names.set(key, name);
+          for (const words of Object.values(all)) if (words && words[key]) names.set(words[key], name);
+        }
+        window.__aeNames[id] = names;
       }
-      window.__aeNames = Object.assign(window.__aeNames || {}, {[now]: names});
+      const names = window.__aeNames[id];
+      document.querySelectorAll(selector).forEach((el) => {
+        const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+          const text = node.nodeValue.trim();
+          const name = text && names.get(text);
+          if (name && name !== text) node.nodeValue = node.nodeValue.replace(text, name);
+        }
+      });
     }
-    document.querySelectorAll(PLAIN).forEach((el) => {
-      const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-      for (let node = walk.nextNode(); node; node = walk.nextNode()) {
-        const text = node.nodeValue.trim();
-        const name = text && names.get(text);
-        if (name && name !== text) node.nodeValue = node.nodeValue.replace(text, name);
-      }
-    });
   };
   if (!window.__aeRelabel) {
     window.__aeRelabel = true;
