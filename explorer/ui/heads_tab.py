@@ -11,9 +11,14 @@ import gradio as gr
 
 from explorer.figures import grid
 from explorer.ui.analysis import Selection, sent
-from explorer.ui.common import Context, clamp, guarded, require_analysis, static
+from explorer.ui.common import I18N, Context, clamp, guarded, require_analysis, static
 from explorer.ui.state import CONCURRENCY, Session
 
+EVERY_HEAD = "**Every head at once.** Click a tile to open that head."
+ONE_HEAD = (
+    "**One head.** Rows: query tokens; columns: the keys they may attend to. Hover for "
+    "the weight, click a row to pick that query, drag to zoom."
+)
 # Static (no ${value}): Gradio keeps these nodes across values, and the script fills them.
 HEATMAP_TEMPLATE = (
     "<div class='ae-hm'><div class='ae-hm-head'><div class='ae-hm-titles'>"
@@ -51,14 +56,13 @@ def build_heads_tab() -> HeadsTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=420):
             gr.Markdown(
-                "**Every head at once.** Click a tile to open that head.",
+                I18N(EVERY_HEAD),
                 elem_classes=["ae-help", "ae-heads-help"],
             )
             overview = heatmap("The overview of every head appears here.", "ae-overview")
         with gr.Column(scale=1, min_width=420):
             gr.Markdown(
-                "**One head.** Rows: query tokens; columns: the keys they may attend to. Hover for "
-                "the weight, click a row to pick that query, drag to zoom.",
+                I18N(ONE_HEAD),
                 elem_classes=["ae-help", "ae-heads-help"],
             )
             detail = heatmap("One head in detail appears here.", "ae-detail")
