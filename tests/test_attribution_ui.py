@@ -186,6 +186,6 @@ def test_the_walkthrough_quotes_the_attribution(ioi) -> None:
     top = attr.top(1).iloc[0]
     assert values["attr_logit"] == f"{attr.logit:.2f}" and values["attr_top"] == top["component"]
     assert values["attr_share"] == f"{top['contribution']:+.2f}" and attr.token in values["attr_token"]
-    for lang, phrase in (("en", "Why this token?"), ("zh", "为什么是这个词？")):
+    for lang, phrase in (("en", "Why this token?"), ("zh", "为什么是这个词元？")):  # as the tab is named
         page = walkthrough_html(ioi, breakdown(ioi, 0, 0, 9), lang)
         assert 'data-stage="attribution"' in page and phrase in page and values["attr_share"] in page
