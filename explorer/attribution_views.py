@@ -18,6 +18,7 @@ from explorer.figures.attribution import (
     attribution_flow_figure,
     attribution_heads_figure,
 )
+from explorer.i18n import say
 from explorer.model.capture import Analysis, display_tokens
 from explorer.views import esc
 
@@ -67,27 +68,50 @@ def resolve_token(analysis: Analysis, value: Any, top: Sequence[tuple[str, int, 
     return next((int(token_id) for name, token_id in known if name == text), text)
 
 
-def _within(deviation: float) -> str:
+# The summary's words (explorer/texts "messages"): the English is the key.
+EXACTLY, WITHIN = "exactly", "within {d}"
+TOP_ONE, RANKED = "{token} (its top prediction, {p})", "{token} (p = {p}, rank {rank})"
+MINUS = "{target} minus {versus}"
+SUMMARY = (
+    "At position {pos} {token}, the model's logit for {target} is **{logit}**; "
+    "the parts below add up to it {within}."
+)
+SUMMARY_VERSUS = (
+    "At position {pos} {token}, the model's logit difference for {target} is **{logit}**; "
+    "the parts below add up to it {within}."
+)
+
+
+def _within(deviation: float, lang: str = "en") -> str:
     if deviation == 0:
-        return "exactly"
-    return "within " + f"{deviation:.0e}".replace("e-0", "e-").replace("e+0", "e")
+        return say(lang, EXACTLY)
+    return say(lang, WITHIN, d=f"{deviation:.0e}".replace("e-0", "e-").replace("e+0", "e"))
 
 
-def attribution_summary(analysis: Analysis, attr: Attribution, note: str = "") -> str:
+def attribution_summary(analysis: Analysis, attr: Attribution, note: str = "", lang: str = "en") -> str:
     """One line of Markdown: where, which token, the model's logit and how close the parts come to
-    it; `note` (Markdown) goes in front."""
+    it, in `lang`; `note` (Markdown) goes in front. Tokens are shown as typed, escaped (`chip`)."""
     pos = attr.position
     probs = softmax(analysis.logits_at(pos).astype(np.float64))
     rank = int((probs > probs[attr.token_id]).sum()) + 1
     p = _pct(float(probs[attr.token_id]))
-    target = chip(attr.token) + (f" (its top prediction, {p})" if rank == 1 else f" (p = {p}, rank {rank})")
-    what = "logit"
-    if attr.versus is not None:
-        what, target = "logit difference", f"{target} minus {chip(attr.versus)}"
-    return (
-        f"{note}At position {pos} {chip(analysis.tokens[pos])}, the model's {what} for {target} is "
-        f"**{attr.logit:.2f}**; the parts below add up to it {_within(attr.deviation)}."
+    token = chip(attr.token)
+    target = (
+        say(lang, TOP_ONE, token=token, p=p) if rank == 1 else say(lang, RANKED, token=token, p=p, rank=rank)
     )
+    template = SUMMARY
+    if attr.versus is not None:
+        template, target = SUMMARY_VERSUS, say(lang, MINUS, target=target, versus=chip(attr.versus))
+    line = say(
+        lang,
+        template,
+        pos=pos,
+        token=chip(analysis.tokens[pos]),
+        target=target,
+        logit=f"{attr.logit:.2f}",
+        within=_within(attr.deviation, lang),
+    )
+    return f"{note}{line}"
 
 
 @dataclass(frozen=True)

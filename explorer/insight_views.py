@@ -19,6 +19,7 @@ from explorer.analysis.comparison import MAX_SWAPPED, Comparison
 from explorer.analysis.heads import DESCRIPTIONS, LABELS, THRESHOLDS, display_name
 from explorer.analysis.lens import LogitLens, logit_lens
 from explorer.errors import ExplorerError
+from explorer.i18n import say, sentences
 from explorer.model.capture import Analysis
 from explorer.views import esc, table_html
 
@@ -33,7 +34,7 @@ COMPARE_HEADS_SHOWN = 10
 # --- head types ------------------------------------------------------------------------------
 
 
-def head_types_legend(scores: pd.DataFrame) -> str:
+def head_types_legend(scores: pd.DataFrame, lang: str = "en") -> str:
     """Every type: its colour in the grid, how many heads have it, what it means, how it is scored."""
     counts = Counter(scores["label"].astype(str))
     colours = figures.label_colours(list(counts))
@@ -41,39 +42,51 @@ def head_types_legend(scores: pd.DataFrame) -> str:
     for label in LABELS:
         n = counts.get(label, 0)
         swatch = f"background:{colours[label]}" if n else "border:1px solid #94a3b8"
-        rule = f" Label when ≥ {THRESHOLDS[label]:.1f}." if label in THRESHOLDS else ""
+        rule = say(lang, RULE, threshold=f"{THRESHOLDS[label]:.1f}") if label in THRESHOLDS else ""
+        rule = ("" if lang == "zh" else " ") + rule if rule else ""
+        count = say(lang, ONE_HEAD) if n == 1 else say(lang, N_HEADS, n=n) if n else say(lang, NO_HEADS)
         rows.append(
             f"<div style='margin:.4rem 0;{'' if n else 'opacity:.65'}'>"
             "<span style='display:inline-block;width:.9em;height:.9em;border-radius:3px;"
             f"vertical-align:-.1em;margin-right:.4em;{swatch}'></span>"
-            f"<b>{esc(display_name(label))}</b> <span class='ae-muted'>· "
-            f"{f'{n} head' + 's' * (n != 1) if n else 'no heads in this model'}</span>"
-            f"<div class='ae-help' style='margin-left:1.3em'>{esc(DESCRIPTIONS[label])}"
-            f"<span class='ae-note'>{rule}</span></div></div>"
+            f"<b>{esc(say(lang, display_name(label)))}</b> <span class='ae-muted'>{esc(count)}</span>"
+            f"<div class='ae-help' style='margin-left:1.3em'>{esc(say(lang, DESCRIPTIONS[label]))}"
+            f"<span class='ae-note'>{esc(rule)}</span></div></div>"
         )
-    how = (
-        "Each score is the share of attention (0–1) a head puts on the key its type looks for, "
-        "averaged over the probe's tokens; a head is named for the strongest type that clears its "
-        "threshold."
+    return (
+        f"<div class='ae-legend'>{''.join(rows)}<div class='ae-note'>{esc(say(lang, HOW_SCORED))}</div></div>"
     )
-    return f"<div class='ae-legend'>{''.join(rows)}<div class='ae-note'>{how}</div></div>"
+
+
+# The words of the legend and the head card (explorer/texts: "messages" and "ui").
+RULE = "Label when ≥ {threshold}."
+ONE_HEAD, N_HEADS, NO_HEADS = "· 1 head", "· {n} heads", "· no heads in this model"
+HOW_SCORED = (
+    "Each score is the share of attention (0–1) a head puts on the key its type looks for, "
+    "averaged over the probe's tokens; a head is named for the strongest type that clears its "
+    "threshold."
+)
+IS_A, IS_AN = "**{head} is a {name} head.**", "**{head} is an {name} head.**"
+SCORES = "Scores: {scores}."
+OPENED_ON = "Opened in **Attention heads** on a probe where this pattern shows: {probe}"
 
 
 def article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def head_card(row: pd.Series, probe: str) -> str:
+def head_card(row: pd.Series, probe: str, lang: str = "en") -> str:
     """What one head scored, and the probe text it was opened on."""
     label = str(row["label"])
     name = display_name(label)
-    scores = " · ".join(f"{display_name(key)} {float(row[key]):.2f}" for key in figures.HEAD_SCORES)
-    return (
-        f"**{head_name(int(row['layer']), int(row['head']))} is {article(name)} {esc(name)} head.** "
-        f"{esc(DESCRIPTIONS[label])}  \nScores: {scores}.  \n"
-        f"Opened in **Attention heads** on a probe where this pattern shows: "
-        f"<span class='ae-chip'>{esc(probe[:80])}{'…' if len(probe) > 80 else ''}</span>"
+    scores = " · ".join(
+        f"{say(lang, display_name(key))} {float(row[key]):.2f}" for key in figures.HEAD_SCORES
     )
+    head = head_name(int(row["layer"]), int(row["head"]))
+    title = say(lang, IS_AN if article(name) == "an" else IS_A, head=head, name=esc(say(lang, name)))
+    shown = f"<span class='ae-chip'>{esc(probe[:80])}{'…' if len(probe) > 80 else ''}</span>"
+    described = sentences(lang, title, esc(say(lang, DESCRIPTIONS[label])))
+    return f"{described}  \n{say(lang, SCORES, scores=esc(scores))}  \n{say(lang, OPENED_ON, probe=shown)}"
 
 
 # --- ablation --------------------------------------------------------------------------------
@@ -95,7 +108,7 @@ def parse_heads(value: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def importance_table(ranked: pd.DataFrame, shown: int = IMPORTANCE_SHOWN) -> str:
+def importance_table(ranked: pd.DataFrame, shown: int = IMPORTANCE_SHOWN, lang: str = "en") -> str:
     top = ranked.head(shown)
     table = pd.DataFrame(
         {
@@ -105,7 +118,7 @@ def importance_table(ranked: pd.DataFrame, shown: int = IMPORTANCE_SHOWN) -> str
             "p after": top["prob_after"],
         }
     )
-    return table_html(table).replace('class="ae-table"', 'class="ae-table" style="max-height:none"', 1)
+    return table_html(table, lang).replace('class="ae-table"', 'class="ae-table" style="max-height:none"', 1)
 
 
 # --- the logit lens ---------------------------------------------------------------------------
@@ -130,6 +143,9 @@ class LensView:
     lens: LogitLens
 
 
+NEXT_P = "p(next = {token})"
+
+
 def lens_for(analysis: Analysis, lo: int, hi: int) -> LogitLens:
     """The logit lens of positions lo..hi−1 only: decoding every position of a long prompt is slow."""
     window = dataclasses.replace(
@@ -141,7 +157,7 @@ def lens_for(analysis: Analysis, lo: int, hi: int) -> LogitLens:
     return logit_lens(window, top_k=LENS_TOP_K)
 
 
-def lens_table(view: LensView, pos: int) -> str:
+def lens_table(view: LensView, pos: int, lang: str = "en") -> str:
     """Top-k per layer at one position, one row per layer, and the actual next token's probability."""
     lens = view.lens
     i = pos - view.lo
@@ -149,9 +165,11 @@ def lens_table(view: LensView, pos: int) -> str:
     k = int(df["rank"].max()) + 1
     next_p = lens.next_probs[:, i]
     has_next = bool(np.isfinite(next_p).any())
-    head = "<th>layer</th>" + "".join(f"<th class='ae-tokcell'>#{r + 1}</th>" for r in range(k))
+    head = f"<th>{esc(say(lang, 'layer'))}</th>" + "".join(
+        f"<th class='ae-tokcell'>#{r + 1}</th>" for r in range(k)
+    )
     if has_next:
-        head += f"<th>p(next = {esc(lens.tokens[i + 1])})</th>"
+        head += f"<th>{say(lang, NEXT_P, token=esc(lens.tokens[i + 1]))}</th>"
     body = []
     for layer_i, (name, rows) in enumerate(df.groupby("layer", sort=False)):
         cells = "".join(
@@ -183,7 +201,7 @@ def swap_names(text: str) -> str:
     return re.sub(rf"\b({a}|{b})\b", lambda m: b if m.group() == a else a, text)
 
 
-def compare_heads_table(comparison: Comparison, shown: int = COMPARE_HEADS_SHOWN) -> str:
+def compare_heads_table(comparison: Comparison, shown: int = COMPARE_HEADS_SHOWN, lang: str = "en") -> str:
     top = comparison.heads.head(shown)
     table = pd.DataFrame(
         {
@@ -192,13 +210,13 @@ def compare_heads_table(comparison: Comparison, shown: int = COMPARE_HEADS_SHOWN
             "largest change": top["max_abs"],
         }
     )
-    return table_html(table)
+    return table_html(table, lang)
 
 
-def next_token_diff_table(comparison: Comparison, shown: int = 10) -> str:
+def next_token_diff_table(comparison: Comparison, shown: int = 10, lang: str = "en") -> str:
     """The tokens whose probability moved most, and always the tokens swapped between A and B."""
     swapped = {part for i in comparison.differing[:MAX_SWAPPED] for part in comparison.labels[i].split(" → ")}
     df = comparison.next_tokens
     df = df[(df.index < shown) | df["token"].isin(swapped)]
     df = df.rename(columns={"prob_a": "p in A", "prob_b": "p in B", "delta": "B − A"})
-    return table_html(df[["token", "p in A", "p in B", "B − A"]])
+    return table_html(df[["token", "p in A", "p in B", "B − A"]], lang)

@@ -244,3 +244,64 @@ def test_the_views_speak_the_sessions_language(tiny) -> None:
         and "在本地 Hugging Face 缓存中找到了 gpt2。" in line
         and "<b>gpt2</b>" in line
     )
+
+
+def test_the_insight_views_speak_the_sessions_language(tiny) -> None:
+    """The head types' legend and card, the importance, lens and compare tables and the "Why this
+    token?" line in Chinese; the user's tokens and prompts escaped exactly as in English, never
+    translated."""
+    import pandas as pd
+
+    from explorer import insight_views as iv
+    from explorer.analysis.ablation import head_importance
+    from explorer.analysis.attribution import attribute
+    from explorer.analysis.comparison import compare
+    from explorer.analysis.lens import logit_lens
+    from explorer.attribution_views import attribution_summary, md_text
+    from explorer.figures import HEAD_SCORES
+
+    assert not {
+        text: path
+        for text, path in texts_used([ROOT / "explorer" / "insight_views.py"]).items()
+        if text not in WORDS
+    }
+    legend = iv.head_types_legend(pd.DataFrame({"label": ["induction", "induction", "previous_token"]}), "zh")
+    assert "<b>归纳</b>" in legend and "· 2 个注意力头" in legend and "这个模型中没有" in legend
+    assert "得分 ≥" in legend and "head" not in re.sub(r"<[^>]*>", "", legend)
+    row = pd.Series({"layer": 1, "head": 0, "label": "induction"} | {name: 0.5 for name in HEAD_SCORES})
+    card = iv.head_card(row, "<b>x</b> *y*", "zh")
+    assert "**L1H0 是一个归纳注意力头**。" in card and "得分：前一词元 0.50 · 归纳 0.50" in card
+    assert "已在 **注意力头** 标签页中打开" in card and "&lt;b&gt;x&lt;/b&gt;" in card and "<b>x" not in card
+    assert iv.head_card(row, "<b>x</b> *y*").endswith(card.split("：")[-1])  # the probe as in English
+
+    evil = "<b>x</b> Hello there, general Kenobi"
+    analysis = analyze(tiny, evil)
+    view = iv.LensView(("k",), 0, analysis.n_pos, logit_lens(analysis, top_k=3))
+    lens = iv.lens_table(view, 0, "zh")
+    assert "<th>层</th>" in lens and f"p(下一个 = {html.escape(analysis.tokens[1], quote=True)})" in lens
+    assert "<b>x" not in lens and lens.replace("下一个", "next").replace("<th>层</th>", "<th>layer</th>") == (
+        iv.lens_table(view, 0)
+    )
+    ranked = head_importance(tiny, evil)
+    ranking = iv.importance_table(ranked, lang="zh")
+    assert "<th>排名</th>" in ranking and "<th>注意力头</th>" in ranking and "移除后的 p" in ranking
+    comparison = compare(analysis, analyze(tiny, evil.replace("Kenobi", "Grievous")))
+    heads, nexts = (
+        iv.compare_heads_table(comparison, lang="zh"),
+        iv.next_token_diff_table(comparison, lang="zh"),
+    )
+    assert "转移的注意力" in heads and "最大变化" in heads
+    assert '<th class="ae-tokcell">词元</th>' in nexts and "A 中的 p" in nexts and "<b>" not in nexts
+
+    pos = 3
+    attr = attribute(analysis, pos)
+    line = attribution_summary(analysis, attr, lang="zh")
+    assert line.startswith(f"在位置 {pos} ") and "模型对" in line and "的 logit 是 **" in line
+    assert "下面各部分加起来" in line and "它的首选预测" in line
+    assert md_text(analysis.tokens[pos]) in line and md_text(attr.token) in line
+    versus = attribute(analysis, pos, versus=analysis.tokens[0])
+    both = attribution_summary(analysis, versus, lang="zh")
+    assert "logit 之差" in both and "减去" in both and md_text(analysis.tokens[0]) in both
+    assert "<b>" not in line + both and "&lt;" in md_text(analysis.tokens[0]) + md_text(analysis.tokens[1])
+    english = attribution_summary(analysis, attr)
+    assert english.startswith(f"At position {pos} ") and "the parts below add up to it" in english

@@ -20,7 +20,6 @@ from explorer.ui.common import (
     current_analysis,
     guarded,
     localized,
-    localized_html,
     placeholder,
     plot_click_bridge,
     progress_callback,
@@ -254,7 +253,7 @@ def _wire_rank(ctx: Context, c: AblationTab) -> None:
                 loaded, analysis.text, _target(target), mode, progress=progress_callback(progress, lang)
             )
         figure = localized(importance_figure(ranked), lang)
-        return {status: "", c.importance: figure, c.ranked: localized_html(importance_table(ranked), lang)}
+        return {status: "", c.importance: figure, c.ranked: importance_table(ranked, lang=lang)}
 
     c.rank.click(
         rank,

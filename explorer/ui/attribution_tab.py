@@ -179,7 +179,7 @@ def _wire_drawing(ctx: Context, tab: WhyTab, tabs: gr.Tabs) -> None:
         lead = say(lang, GENERATED) + " " if note == (analysis.text, position) else ""
         choices = token_choices(top)
         return {
-            tab.summary: attribution_summary(analysis, attr, lead),
+            tab.summary: attribution_summary(analysis, attr, lead, lang),
             tab.heads: localized(figs.heads, lang),
             tab.bars: localized(figs.bars, lang),
             tab.flow: localized(figs.flow, lang),

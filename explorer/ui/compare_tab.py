@@ -24,7 +24,6 @@ from explorer.ui.common import (
     current_analysis,
     guarded,
     localized,
-    localized_html,
     placeholder,
     progress_callback,
     tab_listener,
@@ -151,9 +150,9 @@ def _wire_run(ctx: Context, t: CompareTab) -> None:
             status: "",
             state: comparison,
             alignment: f"{views.esc(translate(comparison.alignment, lang))} {words}",
-            heads_table: localized_html(compare_heads_table(comparison), lang),
+            heads_table: compare_heads_table(comparison, lang=lang),
             head: gr.update(choices=_head_choices(comparison, lang), value=head_name(layer, head_i)),
-            next_table: localized_html(next_token_diff_table(comparison), lang),
+            next_table: next_token_diff_table(comparison, lang=lang),
             plot: localized(compare_figure(comparison, layer, head_i), lang),
         }
 

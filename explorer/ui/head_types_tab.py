@@ -25,7 +25,6 @@ from explorer.ui.common import (
     clamp_or_last,
     guarded,
     localized,
-    localized_html,
     message,
     placeholder,
     plot_click_bridge,
@@ -97,7 +96,7 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
         fig = localized(figures.head_types_figure(scores), session.lang)
         n_layer, n_head = int(scores["layer"].max()) + 1, int(scores["head"].max()) + 1
         fig.update_layout(height=int(np.clip(130 + 520 * n_layer / max(n_head, 1), 300, 640)))
-        return {plot: fig, legend: localized_html(head_types_legend(scores), session.lang)}
+        return {plot: fig, legend: head_types_legend(scores, session.lang)}
 
     tab_listener(
         ctx,
@@ -145,7 +144,7 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
             ctx.layer: layer,
             ctx.head: head,
             ctx.mean: False,
-            card: head_card(row, probe),
+            card: head_card(row, probe, session.lang),
             tabs: gr.Tabs(selected=HEADS_TAB),
         }
 

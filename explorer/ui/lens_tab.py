@@ -15,7 +15,6 @@ from explorer.ui.common import (
     clamp_or_last,
     guarded,
     localized,
-    localized_html,
     placeholder,
     plot_click_bridge,
     require_analysis,
@@ -64,7 +63,7 @@ def add_lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
         return {
             cache: view,
             plot: localized(lens_figure(view, position), session.lang),
-            table: localized_html(lens_table(view, position), session.lang),
+            table: lens_table(view, position, session.lang),
             pos: gr.update(
                 choices=[(f"{i} · {t}", i) for i, t in enumerate(analysis.tokens)], value=position
             ),
