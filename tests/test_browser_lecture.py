@@ -144,15 +144,31 @@ def open_tab(page: Any, name: str) -> None:
     tab.click()
 
 
-@pytest.mark.parametrize("size, query", [("projector", "?lecture=1"), ("laptop", ""), ("phone", "")])
+EN_TABS, ZH_TABS = ("Q/K/V step by step", "Generate"), ("Q/K/V 逐步计算", "生成")
+
+
+@pytest.mark.parametrize(
+    "size, query, tabs",
+    [
+        ("projector", "?lecture=1", EN_TABS),
+        ("laptop", "", EN_TABS),
+        ("phone", "", EN_TABS),
+        ("projector", "?lecture=1&lang=zh", ZH_TABS),
+        ("phone", "?lang=zh", ZH_TABS),
+    ],
+)
 def test_no_title_legend_or_colour_bar_is_cut_or_covered(
-    browser: Any, app_url: str, size: str, query: str
+    browser: Any, app_url: str, size: str, query: str, tabs: tuple[str, str]
 ) -> None:
     page = open_page(browser, app_url, size, query)
     page.wait_for_timeout(500)  # the page fits titles after the draw
     assert_nothing_cut(page)
-    screenshot(page, f"lecture-heads-{size}")
-    open_tab(page, "Q/K/V step by step")
+    assert page.evaluate(
+        "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
+    )  # no sideways scroll
+    lang = "-zh" if "lang=zh" in query else ""
+    screenshot(page, f"lecture-heads-{size}{lang}")
+    open_tab(page, tabs[0])
     page.wait_for_function(
         "() => document.querySelectorAll('.ae-step-plot .main-svg').length >= 5", timeout=T
     )
@@ -160,8 +176,8 @@ def test_no_title_legend_or_colour_bar_is_cut_or_covered(
     figures = assert_nothing_cut(page)
     bars = [f["colorbar"] for f in figures if f["colorbar"]]
     assert bars and all(b["b"] - b["t"] >= 80 for b in bars), bars  # no squashed colour bar
-    screenshot(page, f"lecture-steps-{size}")
-    open_tab(page, "Generate")
+    screenshot(page, f"lecture-steps-{size}{lang}")
+    open_tab(page, tabs[1])
     page.locator("#ae-step").click()
     expect()(page.locator("#ae-gen-text .ae-gen")).to_have_count(1, timeout=T)
     page.wait_for_timeout(800)
