@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from explorer.figures.base import HIGHLIGHT, OVERVIEW_MAX_Z_CELLS, _mask_future
-from explorer.figures.heads import DETAIL_MAX_CELLS, _layer_tiles, overview_tile
+from explorer.figures.heads import _layer_tiles, detail_window, overview_tile
 from explorer.model.capture import Analysis
 from explorer.model.pattern import CausalPattern
 
@@ -156,16 +156,6 @@ def head_detail_grid(
     long prompt (query rows around the selected query, each as long as the window's last)."""
     # The model's values, even where the analysis keeps the pattern quantized.
     pattern = analysis.exact_pattern(layer).mean(0) if head is None else analysis.exact_pattern(layer, head)
-    n = analysis.n_pos
-    note = ""
-    lo, hi = 0, n
-    if n * n > DETAIL_MAX_CELLS:
-        rows = max(48, DETAIL_MAX_CELLS // n)
-        lo = int(np.clip(query - rows // 2, 0, n - rows))
-        hi = lo + rows
-        note = (
-            f"Showing query rows {lo}–{hi - 1} of {n} (around the selected query) so the figure stays "
-            "light; pick another query token to move the window."
-        )
+    lo, hi, note = detail_window(analysis.n_pos, query)
     grid = head_grid(pattern[lo:hi, :hi], list(analysis.tokens[:hi]), layer, head, query, row_offset=lo)
     return grid, note

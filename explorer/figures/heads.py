@@ -342,21 +342,27 @@ def analysis_overview(analysis: Analysis, layers: range | None = None) -> go.Fig
     return fig
 
 
+def detail_window(n: int, query: int) -> tuple[int, int, str]:
+    """The query rows lo … hi − 1 a head detail of `n` tokens shows (keys 0 … hi − 1), and a
+    note when that is a window around `query`: beyond DETAIL_MAX_CELLS a window of query rows
+    (each as long as its last) keeps the figure light."""
+    if n * n <= DETAIL_MAX_CELLS:
+        return 0, n, ""
+    rows = max(48, DETAIL_MAX_CELLS // n)
+    lo = int(np.clip(query - rows // 2, 0, n - rows))
+    hi = lo + rows
+    note = (
+        f"Showing query rows {lo}–{hi - 1} of {n} (around the selected query) so the figure stays "
+        "light; pick another query token to move the window."
+    )
+    return lo, hi, note
+
+
 def head_detail(analysis: Analysis, layer: int, head: int | None, query: int) -> tuple[go.Figure, str]:
     """One head (None: the layer's mean) in detail, and a note when it shows a window of a long prompt."""
     # The model's values for the hover, even where the analysis keeps the pattern quantized.
     pattern = analysis.exact_pattern(layer).mean(0) if head is None else analysis.exact_pattern(layer, head)
-    n = analysis.n_pos
-    note = ""
-    lo, hi = 0, n
-    if n * n > DETAIL_MAX_CELLS:  # a window of query rows (each as long as its last) keeps it light
-        rows = max(48, DETAIL_MAX_CELLS // n)
-        lo = int(np.clip(query - rows // 2, 0, n - rows))
-        hi = lo + rows
-        note = (
-            f"Showing query rows {lo}–{hi - 1} of {n} (around the selected query) so the figure stays "
-            "light; pick another query token to move the window."
-        )
+    lo, hi, note = detail_window(analysis.n_pos, query)
     fig = head_figure(
         pattern[lo:hi, :hi],
         list(analysis.tokens[:hi]),
