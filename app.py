@@ -12,6 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from explorer.model.heap import prefer_huge_pages  # noqa: E402
+
+prefer_huge_pages()  # before torch loads
+
 from explorer.ui import build_app, launch  # noqa: E402
 
 HOSTED = bool(os.environ.get("SPACE_ID")) or os.environ.get("EXPLORER_HOSTED", "") not in ("", "0", "false")

@@ -228,7 +228,10 @@ def _rows(r: dict[str, Any]) -> list[Row]:
 
 
 if __name__ == "__main__":
+    from explorer.model.heap import prefer_huge_pages
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    prefer_huge_pages()  # as the app's entry points do, before torch loads
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs=2, metavar=("NAME", "TOKENS"))
     parser.add_argument("--threads", type=int, default=1)

@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from explorer.model.heap import prefer_huge_pages
+
+    prefer_huge_pages()  # before torch loads
     args = parse_args(argv)
     hosted = args.hosted or bool(os.environ.get("SPACE_ID"))
     if args.dtype:  # every model the app loads reads it (load_model's default)

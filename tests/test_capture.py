@@ -250,3 +250,68 @@ def test_bundled_model_long_text(bundled):
         out = bundled.model(torch.from_numpy(analysis.token_ids)[None], output_attentions=True)
     assert np.abs(analysis.pattern - torch.stack([a[0] for a in out.attentions]).numpy()).max() <= 1e-6
     assert np.abs(analysis.logits - out.logits[0].numpy()).max() <= 1e-4
+
+
+def _squares_alive(n_head: int, n_pos: int) -> int:
+    """Live torch tensors shaped like one layer's attention weights [1, head, query, key]."""
+    import gc
+
+    shape = (1, n_head, n_pos, n_pos)
+    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor) and tuple(o.shape) == shape)
+
+
+@pytest.mark.parametrize("keep_bytes", [None, 0])
+def test_the_attention_weights_are_freed_before_the_mlp_runs(tiny, keep_bytes):
+    # The block holds what its attn returns until it ends; analyze packs the weights and hands
+    # the block its output without them, so the square is gone before the MLP's temporaries.
+    seen: list[int] = []
+    n_pos = len(tiny.tokenizer(TEXT)["input_ids"])
+    handle = tiny.model.transformer.h[1].mlp.register_forward_pre_hook(
+        lambda m, a: seen.append(_squares_alive(tiny.n_head, n_pos))
+    )
+    try:
+        kwargs = {} if keep_bytes is None else {"keep_bytes": keep_bytes}
+        before = _squares_alive(tiny.n_head, n_pos)  # other tests' fixtures hold some
+        a = analyze(tiny, TEXT, **kwargs)
+        assert seen == [before]
+        with torch.inference_mode():  # without analyze, the block keeps them: what the hook stops
+            tiny.model(torch.from_numpy(a.token_ids)[None], use_cache=False)
+        assert seen[1] >= before + 1
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("keep_bytes", [None, 0])
+def test_a_forward_pass_on_another_thread_during_analyze_is_left_alone(tiny, reference, keep_bytes):
+    # The model is shared: a generation step on another thread runs analyze's hooks too. They
+    # neither write into the analysis nor take that pass's attention weights away.
+    import threading
+
+    seen: dict[str, object] = {}
+
+    def other_pass(module, args):
+        if "out" in seen:
+            return
+        seen["out"] = None
+
+        def run():
+            with torch.inference_mode():
+                seen["out"] = tiny.model(ids, output_attentions=True, use_cache=False)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+
+    a0 = analyze(tiny, TEXT)
+    ids = torch.from_numpy(a0.token_ids[:9])[None]  # another, shorter prompt
+    handle = tiny.model.transformer.h[0].mlp.register_forward_pre_hook(other_pass)
+    try:
+        kwargs = {} if keep_bytes is None else {"keep_bytes": keep_bytes}
+        a = analyze(tiny, TEXT, **kwargs)
+    finally:
+        handle.remove()
+    out = seen["out"]
+    assert out is not None and all(w is not None and w.shape[-1] == 9 for w in out.attentions)
+    theirs = torch.stack([w[0] for w in reference.attentions]).numpy()
+    assert np.abs(np.asarray(a.pattern) - theirs).max() <= (1e-6 if keep_bytes is None else 0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(a.resid, a0.resid)

@@ -79,3 +79,38 @@ def test_a_head_is_a_new_array(pattern, square):
 def test_packed_rows_must_fit_the_length():
     with pytest.raises(ValueError, match="packed must be"):
         CausalPattern(np.zeros((1, 1, 5), dtype=np.float32), 3)
+
+
+@pytest.mark.parametrize("storage", [np.float32, np.uint16, np.uint8])
+def test_a_head_at_a_time_stores_what_a_layer_at_once_does(square, storage):
+    square = square / square.sum(-1, keepdims=True)  # rows of attention weights, within [0, 1]
+    by_layer, by_head = (
+        CausalPattern.empty(*square.shape[:3], storage),
+        CausalPattern.empty(*square.shape[:3], storage),
+    )
+    for layer in range(N_LAYER):
+        by_layer.set_layer(layer, square[layer])
+        for head in range(N_HEAD):
+            by_head.set_head(layer, head, square[layer, head])
+    np.testing.assert_array_equal(by_head.packed, by_layer.packed)
+    # Exact in float32; quantized within half a step of the model's values.
+    assert np.abs(np.asarray(by_head) - square).max() <= by_head.step + 1e-7
+    assert (by_head.step == 0) == (storage is np.float32)
+
+
+def test_a_head_may_come_strided_or_in_another_dtype(square):
+    pattern = CausalPattern.empty(1, 1, N_POS)
+    pattern.set_head(0, 0, np.asfortranarray(square[0, 0]).astype(np.float64))
+    np.testing.assert_array_equal(pattern[0, 0], square[0, 0])
+
+
+def test_one_layer_is_indexed_as_its_square(pattern, square):
+    from explorer.model.pattern import LayerPattern
+
+    one = LayerPattern(pattern, 2)
+    assert one.shape == square.shape[1:] and one.ndim == 3 and len(one) == N_HEAD
+    assert one.nbytes == pattern.packed[2].nbytes < 0.6 * square[2].nbytes
+    np.testing.assert_array_equal(np.asarray(one), square[2])
+    np.testing.assert_array_equal(one[1], square[2, 1])
+    np.testing.assert_array_equal(one[:, 5], square[2, :, 5])
+    np.testing.assert_array_equal(one[3, 4], square[2, 3, 4])

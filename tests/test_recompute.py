@@ -14,7 +14,7 @@ from explorer.analysis.attribution import attribute
 from explorer.analysis.heads import head_scores
 from explorer.figures import analysis_overview, head_detail, overview_cell_to_head, overview_figure
 from explorer.model.capture import analyze, keep_plan
-from explorer.model.pattern import CausalPattern
+from explorer.model.pattern import CausalPattern, LayerPattern
 from explorer.model.recompute import LayerStack
 
 TEXT = "The cat sat on the mat because the mat was warm, and the cat was cold."
@@ -68,6 +68,18 @@ def test_the_kept_pattern_is_quantized_within_half_a_step(kept, again) -> None:
     p16 = CausalPattern.from_square(square)
     p16 = CausalPattern(np.rint(p16.packed * 65535).astype(np.uint16), kept.n_pos)
     assert np.abs(np.asarray(p16) - square).max() <= 0.5 / 65535 + 1e-7
+
+
+def test_a_recomputed_layer_keeps_its_exact_pattern_as_a_triangle(kept, again) -> None:
+    for layer in range(kept.n_layer):
+        arrays = again.layer(layer)
+        assert isinstance(arrays.pattern, LayerPattern)
+        np.testing.assert_allclose(np.asarray(arrays.pattern), kept.pattern[layer], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(arrays.pattern[2, 7], kept.pattern[layer, 2, 7], atol=1e-6, rtol=0)
+        # The triangle and one head's square are what it holds of the pattern, not every square.
+        triangle = kept.n_head * kept.n_pos * (kept.n_pos + 1) // 2
+        assert arrays.pattern.nbytes == 4 * triangle
+        assert arrays.nbytes < arrays.q.nbytes * 4 + arrays.attn_out.nbytes * 2 + 4 * triangle + 1
 
 
 def test_only_a_few_layers_are_kept_and_counted(tiny) -> None:

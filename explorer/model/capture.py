@@ -8,18 +8,31 @@ is kept in float32, as captured. Beyond (gpt2-medium and larger at long prompts)
 keeps the residual stream in float32 and the pattern for drawing (float32 while it fits, else
 quantized: see pattern.py); Q/K/V, the contexts, attn_out and resid_mid, and the exact pattern of
 a layer, are computed again from resid[L] by the model's own block when asked for (recompute.py).
+
+The residual stream stays float32 because it is what every number computed again starts from:
+a layer's Q/K/V and pattern equal the model's only from its exact input. The pattern needs only
+what it is drawn as (a uint8 level is a heatmap colour); its exact values come back per layer.
+
+The pass itself holds little beyond that (gpt2-medium at 1,024 tokens: 300 MB kept, ~150 MB
+more at the peak, the model's own two attention squares and a layer's inputs): each layer's
+attention weights are packed as they come out of its attn module and handed back to the block
+without them (it would hold them through its MLP); the pass runs on a thread of its own
+(`OwnThread`) and hands malloc's free heap back before a layer's attention (heap.py).
 """
 
 from __future__ import annotations
 
 import reprlib
+import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from explorer.errors import ExplorerError
+from explorer.model.heap import release_free_heap, resident_bytes
 from explorer.model.loading import LoadedModel, ModelWeights
 from explorer.model.pattern import CausalPattern
 from explorer.model.recompute import LayerArrays, LayerStack, Recompute
@@ -132,7 +145,7 @@ class Analysis:
         if getattr(self.pattern, "exact", True) or self.recompute is None:
             return np.asarray(self.pattern[index])
         exact = self.recompute.layer(layer).pattern
-        return exact if head is None else exact[head]
+        return np.asarray(exact) if head is None else exact[head]
 
     def pattern_row(self, layer: int, query: int) -> np.ndarray:
         """[head, key] float32: one query's attention in every head of a layer, exact."""
@@ -236,6 +249,39 @@ def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> t
     return ids[:limit], max(0, len(ids) - limit)
 
 
+class OwnThread:
+    """`run()` on a thread of its own; calling this waits for it and returns its result, or raises
+    its error.
+
+    The forward pass of an analysis runs this way for its memory: glibc gives a new thread a
+    malloc arena of its own, made of heaps of at most 64 MB. Every block of an attention square
+    (64 MB for gpt2-medium at 1,024 tokens, 100 MB for gpt2-xl) is then mapped afresh and unmapped
+    when freed. On the main arena it could be cut from the free space the MLPs left in the heap
+    (~150 MB), and stay resident there once freed: 0 to 2 squares more at the peak, by chance.
+    """
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self._run = run
+        self._done: dict[str, Any] = {}
+        self.thread = threading.Thread(target=self._target, name="explorer-analyze", daemon=True)
+
+    def _target(self) -> None:
+        try:
+            self._done["result"] = self._run()
+        except BaseException as error:  # handed back to the caller, whatever it is
+            self._done["error"] = error
+
+    def is_current(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def __call__(self) -> Any:
+        self.thread.start()
+        self.thread.join()
+        if "error" in self._done:
+            raise self._done.pop("error")
+        return self._done["result"]
+
+
 def keep_plan(n_layer: int, n_head: int, d_model: int, n_pos: int, keep_bytes: int = KEEP_BYTES) -> Any:
     """(whether every array is kept, the pattern's storage dtype) for an analysis of this shape.
 
@@ -285,44 +331,87 @@ def analyze(
         attn_out = np.empty((n_layer, t, d_model), dtype=np.float32)
         resid_mid = np.empty((n_layer, t, d_model), dtype=np.float32)
 
+    def forward() -> np.ndarray:
+        with torch.inference_mode():
+            device = next(model.parameters()).device
+            # Only the last position's logits: the others are decoded on demand (Analysis.logits_at).
+            out = model(torch.tensor([ids], device=device), use_cache=False, logits_to_keep=1)
+            return out.logits[0, -1].float().cpu().numpy().copy()
+
+    worker = OwnThread(forward)
+    # The model is shared: a forward pass on another thread (a generation step) runs these hooks
+    # too, and must neither write into this analysis nor lose its attention weights.
+    ours = worker.is_current
+
     def heads(x: Any) -> np.ndarray:  # [1, pos, d_model] -> [head, pos, d_head]
         return x[0].detach().float().reshape(t, n_head, d_head).transpose(0, 1).cpu().numpy()
 
     def on_c_attn(layer: int):
         def hook(module: Any, args: Any, out: Any) -> None:
+            if not ours():
+                return
             for n, part in enumerate(out.split(d_model, dim=-1)):
                 qkv[n, layer] = heads(part)
 
         return hook
 
+    # What the analysis holds once done; the free space the MLPs leave in malloc's heap (~150 MB,
+    # fragmented, so free() does not return it) would stay resident beneath each layer's
+    # attention squares (two at once, 128 MB for gpt2-medium at 1,024 tokens). It is handed back
+    # before a layer's attention once it and what is kept so far exceed what the analysis will
+    # hold: earlier layers' peaks stay below the last one's anyway, and reusing the heap spares
+    # faulting it in again.
+    kept_bytes = resid.nbytes + pattern.nbytes
+    start = resident_bytes()
+
+    def on_attn_in(module: Any, args: Any) -> None:
+        now = resident_bytes()
+        if ours() and start is not None and now is not None and now - start > kept_bytes:
+            release_free_heap()
+
     def on_attn(layer: int):
-        def hook(module: Any, args: Any, out: Any) -> None:
+        def hook(module: Any, args: Any, out: Any) -> Any:
+            if not ours():
+                return None
             if keep_all:
                 attn_out[layer] = out[0][0].detach().float().cpu().numpy()
-            pattern.set_layer(layer, out[1][0].detach().float().cpu().numpy())
+            weights = out[1][0].detach()  # [head, query, key]: the model's own softmax
+            for head in range(n_head):  # a head at a time: a half-precision model's in float32 too
+                pattern.set_head(layer, head, weights[head].float().cpu().numpy())
+            # The block holds what attn returns until it ends, through its MLP: handed back
+            # without the weights, the square is freed as soon as it is packed.
+            return (out[0], None, *out[2:])
 
         return hook
 
     def on_c_proj_in(layer: int):
         def hook(module: Any, args: Any) -> None:
+            if not ours():
+                return
             context[layer] = heads(args[0])
 
         return hook
 
     def on_ln_2_in(layer: int):
         def hook(module: Any, args: Any) -> None:
+            if not ours():
+                return
             resid_mid[layer] = args[0][0].detach().float().cpu().numpy()
 
         return hook
 
     def on_block(layer: int):
         def hook(module: Any, args: Any, out: Any) -> None:
+            if not ours():
+                return
             hidden = out[0] if isinstance(out, tuple) else out
             resid[layer + 1] = hidden[0].detach().float().cpu().numpy()
 
         return hook
 
     def on_first_block_in(module: Any, args: Any) -> None:
+        if not ours():
+            return
         resid[0] = args[0][0].detach().float().cpu().numpy()
 
     handles = []
@@ -332,21 +421,21 @@ def analyze(
                 block.attn.register_forward_hook(on_attn(layer)),
                 block.register_forward_hook(on_block(layer)),
             ]
-            if keep_all:
+            if not keep_all:
+                handles.append(block.attn.register_forward_pre_hook(on_attn_in))
+            else:
                 handles += [
                     block.attn.c_attn.register_forward_hook(on_c_attn(layer)),
                     block.attn.c_proj.register_forward_pre_hook(on_c_proj_in(layer)),
                     block.ln_2.register_forward_pre_hook(on_ln_2_in(layer)),
                 ]
         handles.append(model.transformer.h[0].register_forward_pre_hook(on_first_block_in))
-        with torch.inference_mode():
-            device = next(model.parameters()).device
-            # Only the last position's logits: the others are decoded on demand (Analysis.logits_at).
-            out = model(torch.tensor([ids], device=device), use_cache=False, logits_to_keep=1)
-            last_logits = out.logits[0, -1].float().cpu().numpy().copy()
+        last_logits = worker()
     finally:
         for handle in handles:
             handle.remove()
+    if not keep_all:
+        release_free_heap()  # what the last layers freed: the analysis now holds the rest
 
     recompute = None
     if keep_all:

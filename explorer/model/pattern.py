@@ -9,6 +9,7 @@ colour). Indexing always gives float32; `exact` says whether those are the model
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -91,18 +92,30 @@ class CausalPattern:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def set_layer(self, layer: int, square: np.ndarray) -> None:
-        """Store one layer from its [head, query, key] square."""
-        rows, starts = self.packed[layer], self.starts
-        if not self.exact:  # the triangle picked at once, then rounded in place
-            n_pos = len(starts) - 1
-            query, key = np.tril_indices(n_pos)
-            picked = np.asarray(square, dtype=np.float32).reshape(len(rows), -1)[:, query * n_pos + key]
-            picked *= STORAGE[rows.dtype]
-            rows[:] = np.rint(picked, out=picked)
+    @cached_property
+    def _lower(self) -> np.ndarray:
+        """[query ≥ key] where each kept value sits in a flattened [query, key] square, row after row."""
+        n_pos = len(self.starts) - 1
+        index = np.flatnonzero(np.tri(n_pos, dtype=bool))
+        return index.astype(np.int32) if n_pos * n_pos < 2**31 else index
+
+    def set_layer(self, layer: int, square: Any) -> None:
+        """Store one layer from its [head, query, key] square, a head at a time."""
+        for head in range(self.packed.shape[1]):
+            self.set_head(layer, head, square[head])
+
+    def set_head(self, layer: int, head: int, square: Any) -> None:
+        """Store one head from its [query, key] square. Quantized storage is picked and rounded in
+        a float32 buffer of one head's triangle (2 MB at 1,024 tokens): a layer's at once would
+        be 34 MB for gpt2-medium beside the square it comes from."""
+        row = self.packed[layer, head]
+        flat = np.ascontiguousarray(square, dtype=np.float32).reshape(-1)
+        if self.exact:
+            np.take(flat, self._lower, out=row)
             return
-        for q in range(len(starts) - 1):
-            rows[:, starts[q] : starts[q + 1]] = square[:, q, : q + 1]
+        picked = np.take(flat, self._lower)
+        picked *= STORAGE[row.dtype]
+        row[:] = np.rint(picked, out=picked)
 
     def raw(self, layer: int) -> np.ndarray:
         """[head, query, key] of one layer as kept (quantized levels, or float32), zeros above the
@@ -149,4 +162,37 @@ class CausalPattern:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self._square(self.packed)
+        return out if dtype is None else out.astype(dtype)
+
+
+class LayerPattern:
+    """[head, query, key] of one layer of a CausalPattern, indexed like the square it stands for:
+    `p[head]` gives [query, key], `p[:, query]` [head, key], `np.asarray(p)` every head (each a
+    new float32 array). A layer computed again keeps its exact pattern this way, at half the
+    memory of the square (34 MB instead of 67 for gpt2-medium at 1,024 tokens)."""
+
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, pattern: CausalPattern, layer: int = 0) -> None:
+        self.pattern = pattern
+        self.layer = layer
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.pattern.shape[1:]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.pattern.packed[self.layer].nbytes)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        return self.pattern[(self.layer, *index)]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.pattern[self.layer]
         return out if dtype is None else out.astype(dtype)

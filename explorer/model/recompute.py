@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from explorer.model.heap import release_free_heap
+from explorer.model.pattern import CausalPattern, LayerPattern
+
 KEPT_LAYERS = 2  # layers computed again and kept: the breakdown and the head detail of one layer
 HEADS_AT_ONCE = 4
 
@@ -34,7 +37,7 @@ class LayerArrays:
     k: np.ndarray  # [head, pos, d_head]
     v: np.ndarray  # [head, pos, d_head]
     context: np.ndarray  # [head, pos, d_head] Σ_j a_ij V_j, the input of W_O
-    pattern: np.ndarray  # [head, query, key] after softmax, zeros above the diagonal
+    pattern: np.ndarray | LayerPattern  # [head, query, key] after softmax, zeros above the diagonal
     attn_out: np.ndarray  # [pos, d_model] after W_O
     resid_mid: np.ndarray  # [pos, d_model] x + attention
 
@@ -69,7 +72,9 @@ def attention_layer(model: Any, layer: int, x: np.ndarray) -> LayerArrays:
         # A few heads at a time: the scores, the masked scores and the softmax of every head at
         # once would be 3 × 105 MB for gpt2-xl at 1,024 tokens; each head is computed alone anyway.
         n_head = q.shape[1]
-        pattern = np.empty((n_head, t, t), dtype=np.float32)
+        # The exact pattern is kept as its float32 lower triangle; each head's square is freed
+        # (and the heap handed back) before the next few are computed.
+        triangle = CausalPattern.empty(1, n_head, t, np.float32)
         contexts = []
         for h in range(0, n_head, HEADS_AT_ONCE):
             heads = slice(h, h + HEADS_AT_ONCE)
@@ -80,8 +85,11 @@ def attention_layer(model: Any, layer: int, x: np.ndarray) -> LayerArrays:
                     attn, q[:, heads], k[:, heads], v[:, heads], mask, dropout=0.0, scaling=attn.scaling
                 )
             contexts.append(c)
-            pattern[heads] = p[0].float().cpu().numpy()
-        pattern.flags.writeable = False
+            for i, square in enumerate(p[0].float().cpu().numpy()):
+                triangle.set_head(0, h + i, square)
+            del p, square
+            release_free_heap()
+        triangle.packed.flags.writeable = False
         context = torch.cat(contexts, dim=2)  # [1, pos, head, d_head]
         merged = context.reshape(1, t, -1).contiguous()  # [1, pos, head * d_head]
         attn_out = attn.c_proj.forward(merged)  # resid_dropout is the identity in eval mode
@@ -90,7 +98,7 @@ def attention_layer(model: Any, layer: int, x: np.ndarray) -> LayerArrays:
             k=_numpy(k[0]),
             v=_numpy(v[0]),
             context=_numpy(merged[0].view(t, -1, attn.head_dim).transpose(0, 1)),
-            pattern=pattern,
+            pattern=LayerPattern(triangle),
             attn_out=_numpy(attn_out[0]),
             resid_mid=_numpy((attn_out + hidden)[0]),
         )
