@@ -9,8 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from explorer.model.capture import OwnThread
-from explorer.model.heap import TORCH_HUGE_PAGES, prefer_huge_pages, release_free_heap, resident_bytes
+from explorer.model.heap import (
+    TORCH_HUGE_PAGES,
+    OwnThread,
+    prefer_huge_pages,
+    release_free_heap,
+    resident_bytes,
+)
 from explorer.ui.serving import release_free_memory
 
 glibc = pytest.mark.skipif(

@@ -23,16 +23,14 @@ without them (it would hold them through its MLP); the pass runs on a thread of 
 from __future__ import annotations
 
 import reprlib
-import threading
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from explorer.errors import ExplorerError
-from explorer.model.heap import release_free_heap, resident_bytes
+from explorer.model.heap import OwnThread, release_free_heap, resident_bytes
 from explorer.model.loading import LoadedModel, ModelWeights
 from explorer.model.pattern import CausalPattern
 from explorer.model.recompute import LayerArrays, LayerStack, Recompute
@@ -247,39 +245,6 @@ def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> t
         raise ExplorerError("The prompt produced no tokens.")
     limit = min(loaded.n_ctx, max_tokens or loaded.n_ctx)
     return ids[:limit], max(0, len(ids) - limit)
-
-
-class OwnThread:
-    """`run()` on a thread of its own; calling this waits for it and returns its result, or raises
-    its error.
-
-    The forward pass of an analysis runs this way for its memory: glibc gives a new thread a
-    malloc arena of its own, made of heaps of at most 64 MB. Every block of an attention square
-    (64 MB for gpt2-medium at 1,024 tokens, 100 MB for gpt2-xl) is then mapped afresh and unmapped
-    when freed. On the main arena it could be cut from the free space the MLPs left in the heap
-    (~150 MB), and stay resident there once freed: 0 to 2 squares more at the peak, by chance.
-    """
-
-    def __init__(self, run: Callable[[], Any]) -> None:
-        self._run = run
-        self._done: dict[str, Any] = {}
-        self.thread = threading.Thread(target=self._target, name="explorer-analyze", daemon=True)
-
-    def _target(self) -> None:
-        try:
-            self._done["result"] = self._run()
-        except BaseException as error:  # handed back to the caller, whatever it is
-            self._done["error"] = error
-
-    def is_current(self) -> bool:
-        return threading.current_thread() is self.thread
-
-    def __call__(self) -> Any:
-        self.thread.start()
-        self.thread.join()
-        if "error" in self._done:
-            raise self._done.pop("error")
-        return self._done["result"]
 
 
 def keep_plan(n_layer: int, n_head: int, d_model: int, n_pos: int, keep_bytes: int = KEEP_BYTES) -> Any:
