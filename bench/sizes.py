@@ -6,9 +6,13 @@ Per row: analyze (forward + capture, the overview and one head's detail as JSON)
 forward pass `model(ids, output_attentions=True)`, CPU time in the same process; the peak RSS of
 that analyze beyond the RSS before it (VmHWM reset through /proc/self/clear_refs) and beyond the
 weights' bytes; one engine generation step (GenerationSession.step, greedy) against the time per
-token that `model.generate` streams; the overview's JSON bytes. At 128 tokens also head types
-(`head_scores` on its probes), and at 1,024 the logit lens of one 32-position window (what the
-Logit lens tab decodes) and head importance, timed on one layer's heads and scaled to all.
+token that `model.generate` streams; the overview's canvas payload in JSON bytes; the
+walk-through of a layer not yet computed again. At 128 tokens also head types (`head_scores` on
+its probes), and at 1,024 the logit lens of one 32-position window (what the Logit lens tab
+decodes) and head importance, timed on one layer's heads and scaled to all.
+
+Then the app's own server process on each size (`--server NAME`: Gradio, its threads and malloc
+arenas), driven over HTTP as the page drives it: its peak RSS through Analyze of 1,024 tokens.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ def one(name: str, n: int, threads: int) -> dict[str, Any]:
     from bench.steps import _generate_intervals
     from explorer.analysis.ablation import _clean_run, ablated_logits
     from explorer.analysis.heads import head_scores
-    from explorer.figures import analysis_overview, head_detail
+    from explorer.figures.grid import analysis_overview_grid, head_detail_grid
     from explorer.insight_views import lens_for
     from explorer.model.capture import analyze, tokenize
     from explorer.model.generation import GenerationSession
@@ -105,8 +109,8 @@ def one(name: str, n: int, threads: int) -> dict[str, Any]:
     def server() -> None:
         held.clear()
         a = held["a"] = analyze(loaded, text)
-        held["overview"] = analysis_overview(a).to_json()
-        head_detail(a, 0, 0, a.n_pos - 1)[0].to_json()
+        held["overview"] = json.dumps(analysis_overview_grid(a))  # the canvas payloads the page gets
+        json.dumps(head_detail_grid(a, 0, 0, a.n_pos - 1)[0])
 
     repeats = 1 if n >= 1024 else 2
     bare()  # warm-up
@@ -129,6 +133,17 @@ def one(name: str, n: int, threads: int) -> dict[str, Any]:
     gaps = _generate_intervals(loaded, room_ids, None, 3, {"do_sample": False})
     out["step_cpu"], out["generate_cpu"] = min(steps), min(g[1] for g in gaps)
     del session
+
+    # The walk-through (and the Q/K/V tab) of a layer not yet computed again: its breakdown
+    # recomputes the layer where the analysis does not keep it, then the page's HTML.
+    from explorer import walkthrough
+    from explorer.analysis.arithmetic import breakdown
+
+    def walk() -> None:
+        last = loaded.n_layer - 1
+        walkthrough.walkthrough_html(a, breakdown(a, last, 0, n - 1))
+
+    out["walkthrough_wall"] = _timed(walk)[0]
 
     if n <= 128:
         out["head_types_wall"] = _timed(lambda: head_scores(loaded))[0]
@@ -167,7 +182,31 @@ def rows(settings: Settings) -> list[Row]:
             )
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"  {name} {n}: {results[-1]}", file=sys.stderr, flush=True)
-    return [row for r in results for row in _rows(r)]
+    out = [row for r in results for row in _rows(r)]
+    for name in SHAPES:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.sizes", "--server", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        s = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  {name} server: {s}", file=sys.stderr, flush=True)
+        beyond, goal = s["first_peak"] - s["weights"], EXTRA_GOAL[name]
+        out.append(
+            Row(
+                "peak RSS of the app's server through Analyze, beyond the weights",
+                f"{name}, {s['n']} tokens",
+                fmt_bytes(beyond),
+                f"weights {fmt_bytes(s['weights'])}",
+                "—",
+                f"≤ {fmt_bytes(goal)}",
+                beyond <= goal,
+                f"{fmt_bytes(s['rss_before'] - s['weights'])} before it (Gradio, torch, the tokenizer); a "
+                f"second Analyze while the store keeps the first: {fmt_bytes(s['second_peak'] - s['weights'])}",
+            )
+        )
+    return out
 
 
 def _rows(r: dict[str, Any]) -> list[Row]:
@@ -208,7 +247,7 @@ def _rows(r: dict[str, Any]) -> list[Row]:
             step <= STEP_GOAL,
         ),
         Row(
-            "overview bytes (figure JSON)",
+            "overview bytes (canvas payload JSON)",
             size,
             fmt_bytes(r["overview_bytes"]),
             "—",
@@ -218,6 +257,7 @@ def _rows(r: dict[str, Any]) -> list[Row]:
         ),
     ]
     for key, figure in (
+        ("walkthrough_wall", f"walk-through of the last layer's head 0, last query, {r['n']} tokens, wall"),
         ("head_types_wall", "head types (head_scores on the probes), wall clock"),
         ("lens_wall", "logit lens of one 32-position window, wall clock"),
         ("importance_wall_est", "head importance at 32 tokens, every head (one layer timed × layers), wall"),
@@ -225,6 +265,71 @@ def _rows(r: dict[str, Any]) -> list[Row]:
         if key in r:
             out.append(Row(figure, r["name"], fmt_s(r[key]), "—", "—", "—", None))
     return out
+
+
+def serve(name: str, port: int) -> None:
+    """The app's server on this size's random model, as `attention-explorer` would serve it."""
+    from explorer.ui import build_app, launch
+
+    launch(build_app(loaded=build(name)), port=port, quiet=True)
+
+
+def served_peak(name: str, n: int = 1024) -> dict[str, Any]:
+    """The app's server process (Gradio, its threads and malloc arenas) through two Analyze events
+    of `n` tokens in one tab, over HTTP as the page sends them: its RSS before, its peak (VmHWM)
+    through the first and through the second, while the first analysis is still held."""
+    import httpx
+
+    from bench.common import gpt2_tokenizer
+    from bench.memory import _status as status_of
+    from bench.wire import Browserlike, free_port
+
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.sizes", "--serve", name, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the benchmark server did not start")
+            try:
+                if httpx.get(url + "/config", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        import torch
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        n_layer, n_head, n_embd = SHAPES[name]
+        config = GPT2Config(vocab_size=GPT2_VOCAB, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+        with torch.device("meta"):  # the parameters' count, without their memory
+            weights = sum(p.numel() * 4 for p in GPT2LMHeadModel(config).parameters())
+        text = prompt(gpt2_tokenizer(), n)
+        tab = Browserlike(url)
+        out: dict[str, Any] = {
+            "name": name,
+            "n": n,
+            "weights": weights,
+            "rss_before": status_of(child.pid)["VmRSS"],
+        }
+        started = time.perf_counter()
+        reply = tab.call("analyze", {"ae-prompt": text})
+        out["first_wall"] = time.perf_counter() - started
+        out["first_peak"] = status_of(child.pid)["VmHWM"]
+        out["rss_after"] = status_of(child.pid)["VmRSS"]
+        tab.call("analyze", {"ae-prompt": prompt(gpt2_tokenizer(), n, seed=SEED + 1)})
+        out["second_peak"] = status_of(child.pid)["VmHWM"]
+        out["stream_bytes"] = reply.stream_bytes
+        tab.close()
+        return out
+    finally:
+        child.terminate()
+        child.wait(timeout=60)
 
 
 if __name__ == "__main__":
@@ -235,8 +340,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs=2, metavar=("NAME", "TOKENS"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--serve", nargs=2, metavar=("NAME", "PORT"), help="serve the app on this size")
+    parser.add_argument(
+        "--server", metavar="NAME", help="the served app's peak RSS through Analyze, 1,024 tokens"
+    )
     args = parser.parse_args()
-    if args.one:
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+    elif args.server:
+        print(json.dumps(served_peak(args.server)))
+    elif args.one:
         started = time.perf_counter()
         result = one(args.one[0], int(args.one[1]), args.threads)
         result["seconds"] = time.perf_counter() - started

@@ -21,6 +21,7 @@ from explorer.analysis.lens import LogitLens, logit_lens
 from explorer.errors import ExplorerError
 from explorer.i18n import say, sentences
 from explorer.model.capture import Analysis
+from explorer.model.loading import Progress
 from explorer.views import esc, table_html
 
 IOI = "When Mary and John went to the store, John gave a drink to"
@@ -146,7 +147,7 @@ class LensView:
 NEXT_P = "p(next = {token})"
 
 
-def lens_for(analysis: Analysis, lo: int, hi: int) -> LogitLens:
+def lens_for(analysis: Analysis, lo: int, hi: int, progress: Progress | None = None) -> LogitLens:
     """The logit lens of positions lo..hi−1 only: decoding every position of a long prompt is slow."""
     window = dataclasses.replace(
         analysis,
@@ -154,7 +155,7 @@ def lens_for(analysis: Analysis, lo: int, hi: int) -> LogitLens:
         token_ids=analysis.token_ids[lo:hi],
         tokens=analysis.tokens[lo:hi],
     )
-    return logit_lens(window, top_k=LENS_TOP_K)
+    return logit_lens(window, top_k=LENS_TOP_K, progress=progress)
 
 
 def lens_table(view: LensView, pos: int, lang: str = "en") -> str:

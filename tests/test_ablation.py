@@ -8,7 +8,13 @@ import pytest
 
 import explorer.analysis.ablation as ablation
 from explorer import analyze
-from explorer.analysis.ablation import ablate, ablated_logits, head_importance, summarise
+from explorer.analysis.ablation import (
+    ablate,
+    ablated_logits,
+    head_importance,
+    head_importance_steps,
+    summarise,
+)
 from explorer.analysis.arithmetic import decode, gelu, layer_norm, softmax
 from explorer.errors import ExplorerError
 
@@ -97,6 +103,27 @@ def test_batched_importance_equals_one_head_at_a_time(tiny, mode, monkeypatch):
         by_head = chunked.set_index(["layer", "head"]).loc[table.set_index(["layer", "head"]).index]
         np.testing.assert_allclose(by_head["delta"], table["delta"], atol=1e-5)
     assert c_proj_pre_hooks(tiny) == 0
+
+
+def test_the_ranking_grows_pass_by_pass_and_leaves_the_model_free_between(tiny, monkeypatch):
+    monkeypatch.setattr(ablation, "rows_per_pass", lambda *shape: 3)  # 8 heads: passes of 3, 3, 2
+    whole = head_importance(tiny, IOI, target=" Mary", mode="mean")
+    heard: list[float] = []
+    steps = []
+    for step in head_importance_steps(tiny, IOI, target=" Mary", mode="mean"):
+        assert c_proj_pre_hooks(tiny) == 0  # another request may use the model here
+        steps.append(step)
+    assert [s.measured for s in steps] == [3, 6, 8] and {s.total for s in steps} == {8}
+    shares = [s.share for s in steps]
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
+    assert 3 / 8 <= shares[0] < 1  # the first pass runs every block for its rows: more than its share
+    for step in steps:  # the heads measured so far, in layer order, ranked
+        names = [f"L{a}H{b}" for a in range(tiny.n_layer) for b in range(tiny.n_head)][: step.measured]
+        assert sorted(step.ranked["name"]) == sorted(names)
+        assert (np.diff(np.abs(step.ranked["delta"].to_numpy())) <= 0).all()
+    pd.testing.assert_frame_equal(steps[-1].ranked, whole)
+    head_importance(tiny, IOI, target=" Mary", progress=lambda f, m: heard.append(f))
+    assert heard[-1] == pytest.approx(1.0) and len(heard) == 3
 
 
 def test_a_layer_is_all_its_heads(tiny):

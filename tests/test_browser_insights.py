@@ -201,3 +201,51 @@ def test_hidden_tabs_fill_as_they_open_and_follow_while_shown(page: Any) -> None
     n = analyze("The cat sat on the mat.")
     open_tab(page, "Walk-through")
     x(page.locator(".ae-walk-head")).to_contain_text(f"query token {n - 1}", timeout=T)
+
+
+def test_head_ranking_grows_as_it_runs_and_stop_keeps_it(page: Any, monkeypatch: Any) -> None:
+    """A ranking that takes a while (gpt2-xl's 1,200 heads): its bar counts the heads and the time
+    left, the chart fills in as it goes, and Stop ends it keeping what was measured."""
+    import time
+
+    import explorer.analysis.ablation as ablation
+
+    passes = ablation.ablated_passes
+
+    def slow(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for done in passes(*args, **kwargs):
+            time.sleep(1.2)
+            yield done
+
+    monkeypatch.setattr(ablation, "rows_per_pass", lambda *shape: 1)  # 8 passes of one head
+    monkeypatch.setattr(ablation, "ablated_passes", slow)
+    x = expect()
+    open_tab(page, "Ablation")
+    x(page.locator("#ae-abl-dist")).to_contain_text("Pick heads", timeout=T)
+    page.get_by_role("button", name="Which heads matter here?").click()
+    stop = page.locator("#ae-abl-stop")
+    x(stop).to_be_visible(timeout=T)
+    bar = page.locator("#ae-importance-table .ae-rank-progress")
+    x(bar).to_contain_text(re.compile(r"[1-7] of 8 heads removed one by one … about \d+ s left"), timeout=T)
+    assert 0 < float(bar.locator("progress").get_attribute("value")) < 1
+    x(page.locator("#ae-importance-table tbody tr").first).to_be_visible(timeout=T)
+    x(page.locator("#ae-importance .js-plotly-plot .barlayer")).to_have_count(
+        1, timeout=T
+    )  # the chart so far
+    screenshot(page, "insights-3b-ranking-so-far")
+    stop.click()
+    x(page.locator("#ae-status")).to_contain_text("Ranking stopped", timeout=T)
+    x(stop).to_be_hidden(timeout=T)
+    x(bar).to_have_count(0, timeout=T)
+    kept = page.locator("#ae-importance-table tbody tr").count()
+    assert 1 <= kept < 8
+    page.wait_for_timeout(3000)  # nothing more arrives once stopped
+    assert page.locator("#ae-importance-table tbody tr").count() == kept
+    # The model is free again: an ablation runs at once.
+    monkeypatch.setattr(ablation, "ablated_passes", passes)
+    heads = page.locator("#ae-abl-heads input")
+    heads.click()
+    heads.fill("L0H1")
+    heads.press("Enter")
+    page.get_by_role("button", name="Remove and compare").click()
+    x(page.locator("#ae-abl-summary")).to_contain_text("Removing L0H1", timeout=T)

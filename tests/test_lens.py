@@ -62,6 +62,19 @@ def test_chunked_unembedding_gives_the_same_result(analysis, lens, monkeypatch):
     np.testing.assert_allclose(small.next_probs, lens.next_probs, atol=1e-6, equal_nan=True)
 
 
+def test_progress_is_reported_chunk_by_chunk_up_to_done(analysis, lens, monkeypatch):
+    monkeypatch.setattr(lens_module, "CHUNK_LOGITS", 3 * analysis.logits.shape[-1] + 1)
+    heard: list[tuple[float, str]] = []
+    reported = logit_lens(analysis, top_k=5, progress=lambda f, m: heard.append((f, m)))
+    rows = analysis.resid.shape[0] * analysis.resid.shape[1]
+    assert len(heard) == -(-rows // 3) and heard[-1] == (
+        1.0,
+        f"Logit lens: {rows} of {rows} positions × layers decoded …",
+    )
+    assert [f for f, _ in heard] == sorted(f for f, _ in heard)
+    np.testing.assert_array_equal(reported.top_ids, lens.top_ids)
+
+
 def test_table_at_one_position(analysis, lens):
     pos = 4
     df = lens.at(pos)

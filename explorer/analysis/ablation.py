@@ -14,7 +14,7 @@ edited layer are the same for every row, so they run once and the stream is copi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,29 +126,58 @@ def ablated_logits(
     d_head], what a removed head's context becomes. Returns [row, vocab] float32. `progress`
     hears of each forward pass (gpt2-xl's 1,200 heads take minutes on a CPU).
     """
+    out = []
+    for done in ablated_passes(loaded, ids, keep, fill):
+        out.append(done.logits)
+        if progress is not None:
+            progress(done.share, f"{done.rows.stop} of {len(keep)} heads removed one by one …")
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class AblatedPass:
+    rows: slice  # the rows of `keep` this forward pass ran
+    logits: np.ndarray  # [row, vocab] float32: their next-token logits
+    share: float  # of the whole work (batch rows × blocks run), done with this pass
+
+
+def ablated_passes(
+    loaded: LoadedModel, ids: Sequence[int], keep: np.ndarray, fill: np.ndarray
+) -> Iterator[AblatedPass]:
+    """The forward passes of `ablated_logits`, one at a time.
+
+    The hooks are on the model only while a pass runs, so a caller may stop between passes, or
+    let another request use the model (an analysis, a generation step) before the next one:
+    gpt2-xl's 1,200 heads on a long prompt take many minutes."""
     import torch
 
     model = loaded.model
     device = next(model.parameters()).device
-    n_head, n_pos = loaded.n_head, len(ids)
+    n_head, n_layer, n_pos = loaded.n_head, loaded.n_layer, len(ids)
     keep = np.asarray(keep, dtype=bool)
     keep_t = torch.as_tensor(keep, device=device)
     fill_t = torch.as_tensor(np.asarray(fill, dtype=np.float32), device=device)
     chunk = rows_per_pass(n_head, n_pos, n_head * fill_t.shape[2])
-    # The pass in flight, read by the hooks: its rows, and the first layer any of them edits.
-    rows, first = slice(0, 0), 0
+    passes = []
+    for begin in range(0, len(keep), chunk):
+        rows = slice(begin, min(begin + chunk, len(keep)))
+        edited = np.flatnonzero(~keep[rows].all(axis=(0, 2)))
+        passes.append((rows, int(edited[0]) if len(edited) else n_layer - 1))
+    # A pass costs about its rows × the blocks from its first edited one, plus the shared ones.
+    work = np.array([(r.stop - r.start) * (n_layer - first) + first for r, first in passes], dtype=float)
+    shares = np.cumsum(work) / work.sum()
 
-    def widen(layer: int):
+    def widen(layer: int, n: int, first: int):
         # Blocks before `first` are the same for every row: run them once, then copy the stream.
         def hook(module: Any, args: Any) -> tuple | None:
-            x, n = args[0], rows.stop - rows.start
+            x = args[0]
             if layer != first or x.shape[0] == n:
                 return None
             return (x.expand(n, -1, -1).contiguous(), *args[1:])
 
         return hook
 
-    def edit(layer: int):
+    def edit(layer: int, rows: slice, first: int):
         def hook(module: Any, args: Any) -> tuple | None:
             if layer < first:
                 return None
@@ -161,28 +190,19 @@ def ablated_logits(
 
         return hook
 
-    out = []
-    handles = []
-    try:
-        for i, block in enumerate(model.transformer.h):
-            handles.append(block.register_forward_pre_hook(widen(i)))
-            handles.append(block.attn.c_proj.register_forward_pre_hook(edit(i)))
-        with torch.inference_mode():
-            batch = torch.tensor([list(ids)], device=device)
-            for begin in range(0, len(keep), chunk):
-                if progress is not None:
-                    progress(
-                        begin / len(keep), f"Removing heads {begin + 1}–{min(begin + chunk, len(keep))} …"
-                    )
-                rows = slice(begin, min(begin + chunk, len(keep)))
-                edited = np.flatnonzero(~keep[rows].all(axis=(0, 2)))
-                first = int(edited[0]) if len(edited) else loaded.n_layer - 1
-                logits = model(batch, use_cache=False, logits_to_keep=1).logits[:, -1]
-                out.append(logits.float().cpu().numpy())
-    finally:
-        for handle in handles:
-            handle.remove()
-    return np.concatenate(out)
+    batch = torch.tensor([list(ids)], device=device)
+    for (rows, first), share in zip(passes, shares, strict=True):
+        handles = []
+        try:
+            for layer, block in enumerate(model.transformer.h):
+                handles.append(block.register_forward_pre_hook(widen(layer, rows.stop - rows.start, first)))
+                handles.append(block.attn.c_proj.register_forward_pre_hook(edit(layer, rows, first)))
+            with torch.inference_mode():
+                logits = model(batch, use_cache=False, logits_to_keep=1).logits[:, -1].float().cpu().numpy()
+        finally:
+            for handle in handles:
+                handle.remove()
+        yield AblatedPass(rows, logits, float(share))
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -330,6 +350,29 @@ def head_importance(
     head helped the target), prob_before, prob_after, target, target_id. Sorted by |delta|.
     `progress(fraction, message)` hears of each forward pass.
     """
+    ranked = pd.DataFrame()
+    for step in head_importance_steps(loaded, text, target, mode):
+        ranked = step.ranked
+        if progress is not None:
+            progress(step.share, f"{step.measured} of {step.total} heads removed one by one …")
+    return ranked
+
+
+@dataclass(frozen=True)
+class ImportanceSoFar:
+    ranked: pd.DataFrame  # the heads measured so far (layer by layer), ranked as head_importance ranks
+    measured: int  # heads measured so far
+    total: int  # heads in the model
+    share: float  # of the whole work done (later layers' passes cost less)
+
+
+def head_importance_steps(
+    loaded: LoadedModel, text: str, target: int | str | None = None, mode: str = "zero"
+) -> Iterator[ImportanceSoFar]:
+    """head_importance after each forward pass: its last step is head_importance's ranking.
+
+    The model is free between steps (see ablated_passes), so a caller can draw the ranking as
+    it grows, stop it, and let other requests run: gpt2-xl's 1,200 heads take minutes."""
     mode = _check_mode(mode)
     ids, _ = tokenize(loaded, text)
     clean, means = _clean_run(loaded, ids)
@@ -337,23 +380,39 @@ def head_importance(
     n_layer, n_head = loaded.n_layer, loaded.n_head
     keep = ~np.eye(n_layer * n_head, dtype=bool).reshape(-1, n_layer, n_head)  # row b removes head b
     fill = means if mode == "mean" else np.zeros_like(means)
-    after = _log_softmax(ablated_logits(loaded, ids, keep, fill, progress))[:, target_id]
     before = float(_log_softmax(clean)[target_id])
-    layer, head = np.divmod(np.arange(n_layer * n_head), n_head)
-    df = pd.DataFrame(
-        {
-            "layer": layer,
-            "head": head,
-            "name": [head_name(int(a), int(b)) for a, b in zip(layer, head, strict=True)],
-            "delta": (after - before).astype(np.float32),
-            "prob_before": np.float32(np.exp(before)),
-            "prob_after": np.exp(after).astype(np.float32),
-            "target": display_tokens(loaded.tokenizer, [target_id])[0],
-            "target_id": target_id,
-        }
-    )
-    order = np.argsort(-np.abs(df["delta"].to_numpy()), kind="stable")
-    return df.iloc[order].reset_index(drop=True)
+    target_text = display_tokens(loaded.tokenizer, [target_id])[0]
+    after = np.empty(len(keep))
+    for done in ablated_passes(loaded, ids, keep, fill):
+        after[done.rows] = _log_softmax(done.logits)[:, target_id]
+        n = done.rows.stop
+        layer, head = np.divmod(np.arange(n), n_head)
+        df = pd.DataFrame(
+            {
+                "layer": layer,
+                "head": head,
+                "name": [head_name(int(a), int(b)) for a, b in zip(layer, head, strict=True)],
+                "delta": (after[:n] - before).astype(np.float32),
+                "prob_before": np.float32(np.exp(before)),
+                "prob_after": np.exp(after[:n]).astype(np.float32),
+                "target": target_text,
+                "target_id": target_id,
+            }
+        )
+        order = np.argsort(-np.abs(df["delta"].to_numpy()), kind="stable")
+        yield ImportanceSoFar(df.iloc[order].reset_index(drop=True), n, len(keep), done.share)
 
 
-__all__ = ["MODES", "AblationResult", "ablate", "ablated_logits", "head_importance", "head_name", "top_table"]
+__all__ = [
+    "MODES",
+    "AblatedPass",
+    "AblationResult",
+    "ImportanceSoFar",
+    "ablate",
+    "ablated_logits",
+    "ablated_passes",
+    "head_importance",
+    "head_importance_steps",
+    "head_name",
+    "top_table",
+]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from explorer.errors import ExplorerError
 from explorer.model.capture import Analysis, display_tokens, layer_norm
+from explorer.model.loading import Progress
 
 # Logits decoded per matmul: keeps one chunk near 64 MB whatever the vocabulary.
 CHUNK_LOGITS = 2**24
@@ -45,8 +46,9 @@ class LogitLens:
         )
 
 
-def logit_lens(analysis: Analysis, top_k: int = 5) -> LogitLens:
-    """Decode analysis.resid [layer + 1, pos, d_model] through ln_f and the LM head."""
+def logit_lens(analysis: Analysis, top_k: int = 5, progress: Progress | None = None) -> LogitLens:
+    """Decode analysis.resid [layer + 1, pos, d_model] through ln_f and the LM head; `progress`
+    hears after each chunk of rows (gpt2-xl's 49 layers of a 32-position window take seconds)."""
     w = analysis.weights
     n_rows, n_pos, d_model = analysis.resid.shape
     vocab = w.unembed.shape[0]
@@ -74,6 +76,9 @@ def logit_lens(analysis: Analysis, top_k: int = 5) -> LogitLens:
         top_probs[rows] = np.take_along_axis(part_probs, order, -1)
         has_next = np.flatnonzero(nexts[rows] >= 0)
         next_probs[rows][has_next] = probs[has_next, nexts[rows][has_next]]
+        if progress is not None:
+            done = min(begin + step, len(flat))
+            progress(done / len(flat), f"Logit lens: {done} of {len(flat)} positions × layers decoded …")
 
     unique, inverse = np.unique(top_ids, return_inverse=True)
     names = np.asarray(display_tokens(analysis.tokenizer, unique), dtype=object)

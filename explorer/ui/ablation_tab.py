@@ -3,26 +3,28 @@ head by how far removing it alone moves the token followed."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from explorer import views
-from explorer.analysis.ablation import MODES, ablate, head_importance, head_name
+from explorer.analysis.ablation import MODES, ablate, head_importance_steps, head_name
 from explorer.errors import ExplorerError
 from explorer.figures.insights import ablation_figure, importance_figure
-from explorer.i18n import say, translate
+from explorer.i18n import say, sentences, translate
 from explorer.insight_views import importance_table, parse_heads
 from explorer.ui.common import (
     I18N,
     Context,
     current_analysis,
     guarded,
+    guarded_stream,
     localized,
     placeholder,
     plot_click_bridge,
-    progress_callback,
     require_analysis,
     tab_listener,
 )
@@ -55,6 +57,7 @@ class AblationTab:
     summary: gr.Markdown
     dist: gr.Plot
     rank: gr.Button
+    stop_rank: gr.Button  # shown while the ranking runs
     importance: gr.Plot
     ranked: gr.HTML
     bar_click: gr.HTML  # a bridge: a bar of the ranking puts that head in the list and runs
@@ -125,6 +128,7 @@ def build_ablation_tab() -> AblationTab:
                 elem_classes=["ae-help"],
             )
             rank = gr.Button(I18N("Which heads matter here?"), scale=0, min_width=300, elem_id="ae-abl-rank")
+            stop_rank = gr.Button(I18N("Stop"), variant="stop", scale=0, min_width=80, elem_id="ae-abl-stop")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 importance = gr.Plot(
@@ -138,7 +142,7 @@ def build_ablation_tab() -> AblationTab:
         bar_click = plot_click_bridge("#ae-importance", "name: p.customdata")
         seen = gr.State(-1)  # the analysis (ctx.analyzed's count) the choices were made for
     return AblationTab(
-        heads, layer, mode, target, run, summary, dist, rank, importance, ranked, bar_click, seen
+        heads, layer, mode, target, run, summary, dist, rank, stop_rank, importance, ranked, bar_click, seen
     )
 
 
@@ -232,13 +236,31 @@ def _wire_run(ctx: Context, c: AblationTab) -> None:
     )
 
 
-def _wire_rank(ctx: Context, c: AblationTab) -> None:
-    status, guard = ctx.status, guarded(ctx.status)
+REDRAW_SECONDS = 3.0  # the chart of the ranking so far is drawn again at most this often
 
-    @guard
+
+def ranking_progress(share: float, line: str) -> str:
+    """The ranking's own progress bar above its table (Gradio's hides once a generator yields)."""
+    return (
+        f"<div class='ae-rank-progress' role='status'><progress max='1' value='{share:.3f}'></progress> "
+        f"<span>{views.esc(line)}</span></div>"
+    )
+
+
+def time_left(lang: str, seconds: float) -> str:
+    """'about 40 s left' / 'about 3 min left', for a progress bar."""
+    if seconds < 90:
+        return say(lang, "about {seconds} s left", seconds=max(1, round(seconds)))
+    return say(lang, "about {minutes} min left", minutes=round(seconds / 60))
+
+
+def _wire_rank(ctx: Context, c: AblationTab) -> None:
+    status = ctx.status
+
+    @guarded_stream(status)
     def rank(
         session: Session, mode: str, target: Any, progress: gr.Progress = gr.Progress()
-    ) -> dict[Any, Any]:
+    ) -> Iterator[dict[Any, Any]]:
         analysis = require_analysis(ctx, session)
         loaded = ctx.models.get(session.model)
         n, lang = loaded.n_layer * loaded.n_head, session.lang
@@ -247,20 +269,56 @@ def _wire_rank(ctx: Context, c: AblationTab) -> None:
             if analysis.n_pos > 256
             else "Removing each of the {n} heads alone on {tokens} tokens …"
         )
-        progress(0.1, desc=say(lang, template, n=n, tokens=analysis.n_pos))
-        with ctx.models.lock(loaded):
-            ranked = head_importance(
-                loaded, analysis.text, _target(target), mode, progress=progress_callback(progress, lang)
-            )
+        progress(0.0, desc=say(lang, template, n=n, tokens=analysis.n_pos))  # until the first pass ends
+        steps = head_importance_steps(loaded, analysis.text, _target(target), mode)
+        started = drawn = time.monotonic()
+        while True:
+            # The model is held a forward pass at a time: an analysis or a generation step of
+            # another tab waits for one pass, not for the whole ranking (minutes on gpt2-xl).
+            with ctx.models.lock(loaded):
+                step = next(steps, None)
+            if step is None:
+                break
+            ranked, now = step.ranked, time.monotonic()
+            left = (now - started) * (1 - step.share) / max(step.share, 1e-9)
+            said = say(lang, "{n} of {total} heads removed one by one …", n=step.measured, total=step.total)
+            line = sentences(lang, said, time_left(lang, left))
+            out: dict[Any, Any] = {
+                c.ranked: ranking_progress(step.share, line) + importance_table(ranked, lang=lang)
+            }
+            if step.measured < step.total and now - drawn >= REDRAW_SECONDS:
+                drawn = now  # the chart so far: drawn less often than the table, Plotly is slower
+                out[c.importance] = localized(importance_figure(ranked), lang)
+            yield out  # also a point where Stop can end the ranking
         figure = localized(importance_figure(ranked), lang)
-        return {status: "", c.importance: figure, c.ranked: importance_table(ranked, lang=lang)}
+        yield {
+            status: "",
+            c.importance: figure,
+            c.ranked: importance_table(ranked, lang=lang),
+        }
 
-    c.rank.click(
+    # Stop shows while the ranking runs (app.css: html[data-ae-ranking]), set in the page at the
+    # click: on the event itself, as a listener of its own would run only after it.
+    ranking_js = "() => { document.documentElement.dataset.aeRanking = '%s'; }"
+    ranking = c.rank.click(
         rank,
         [ctx.session, c.mode, c.target],
         [status, c.importance, c.ranked],
+        js="(...inputs) => { document.documentElement.dataset.aeRanking = '1'; return inputs; }",
         api_name="head_importance",
         show_progress_on=[c.importance],
         concurrency_limit=1 if ctx.limits.hosted else 2,
         concurrency_id="importance",
     )
+
+    ranking.then(None, None, None, js=ranking_js % "0", api_visibility="private")
+    # Stopped, the table keeps the heads so far, without the bar that would say time is left.
+    stop_js = "() => { document.querySelector('#ae-importance-table .ae-rank-progress')?.remove(); }"
+    c.stop_rank.click(None, None, None, js=ranking_js % "0", api_visibility="private")
+    c.stop_rank.click(None, None, None, js=stop_js, api_visibility="private")
+
+    def stopped(session: Session) -> dict[Any, Any]:
+        note = "Ranking stopped: the chart keeps the heads measured so far."
+        return {status: say(session.lang, note)}
+
+    c.stop_rank.click(stopped, [ctx.session], [status], cancels=[ranking], api_visibility="private")

@@ -49,10 +49,10 @@ class HeadTypes:
         self._scores: OrderedDict[str, pd.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str, loaded: LoadedModel, progress: Any = None) -> pd.DataFrame:
+    def get(self, key: str, loaded: LoadedModel, progress: Any = None, lang: str = "en") -> pd.DataFrame:
         with self._lock:  # one measurement at a time; a second asker waits and reads the first's
             if key not in self._scores:
-                report = progress_callback(progress) if progress is not None else None
+                report = progress_callback(progress, lang) if progress is not None else None
                 with self._ctx.models.lock(loaded):  # a large model's probes take seconds: reported
                     self._scores[key] = head_scores(loaded, progress=report)
                 while len(self._scores) > self._capacity:
@@ -88,7 +88,7 @@ def add_head_types_tab(ctx: Context, tabs: gr.Tabs, types: HeadTypes, back: gr.B
         loaded = ctx.models.get(session.model)
         if progress is not None:
             progress(0.2, desc=say(session.lang, "Measuring head types on probe texts (once per model) …"))
-        return types.get(session.model, loaded, progress)
+        return types.get(session.model, loaded, progress, session.lang)
 
     @guarded(status)
     def draw(session: Session, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:

@@ -17,6 +17,7 @@ from explorer.ui.common import (
     localized,
     placeholder,
     plot_click_bridge,
+    progress_callback,
     require_analysis,
     tab_listener,
 )
@@ -53,13 +54,17 @@ def add_lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
         click = plot_click_bridge("#ae-lens", "x: p.x")
 
     @guarded(status)
-    def show(session: Session, position: Any, view: LensView | None) -> dict[Any, Any]:
+    def show(
+        session: Session, position: Any, view: LensView | None, progress: gr.Progress = gr.Progress()
+    ) -> dict[Any, Any]:
         analysis = require_analysis(ctx, session)
         position = clamp_or_last(position, analysis.n_pos)
         lo, hi = lens_window(analysis.n_layer + 1, analysis.n_pos, position)
         key = (analysis.model_name, analysis.tokens, lo, hi)
         if view is None or view.key != key:
-            view = LensView(key, lo, analysis.n_pos, lens_for(analysis, lo, hi))
+            # gpt2-xl's 49 layers take seconds: a progress bar, in the session's language
+            report = progress_callback(progress, session.lang)
+            view = LensView(key, lo, analysis.n_pos, lens_for(analysis, lo, hi, report))
         return {
             cache: view,
             plot: localized(lens_figure(view, position), session.lang),
@@ -86,12 +91,15 @@ def add_lens_tab(ctx: Context, tabs: gr.Tabs) -> None:
         show,
         [ctx.session, ctx.query, cache],
         outputs,
+        progress=True,
         api_name="logit_lens",
         **common,
     )
     pos.input(show, [ctx.session, pos, cache], outputs, api_name="lens_position", **common)
 
-    def clicked(session: Session, view: LensView | None, evt: gr.EventData) -> dict[Any, Any]:
-        return show(session, getattr(evt, "x", None), view)
+    def clicked(
+        session: Session, view: LensView | None, evt: gr.EventData, progress: gr.Progress = gr.Progress()
+    ) -> dict[Any, Any]:
+        return show(session, getattr(evt, "x", None), view, progress)
 
     click.click(clicked, [ctx.session, cache], outputs, api_visibility="private", **common)
