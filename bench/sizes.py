@@ -9,7 +9,8 @@ weights' bytes; one engine generation step (GenerationSession.step, greedy) agai
 token that `model.generate` streams; the overview's canvas payload in JSON bytes; the
 walk-through of a layer not yet computed again. At 128 tokens also head types (`head_scores` on
 its probes), and at 1,024 the logit lens of one 32-position window (what the Logit lens tab
-decodes) and head importance, timed on one layer's heads and scaled to all.
+decodes) and head importance, timed on one layer's heads and scaled to all; "Why this token?"
+(`attribute`) at the last position.
 
 Then the app's own server process on each size (`--server NAME`: Gradio, its threads and malloc
 arenas), driven over HTTP as the page drives it: its peak RSS through Analyze of 1,024 tokens.
@@ -144,6 +145,10 @@ def one(name: str, n: int, threads: int) -> dict[str, Any]:
         walkthrough.walkthrough_html(a, breakdown(a, last, 0, n - 1))
 
     out["walkthrough_wall"] = _timed(walk)[0]
+    # "Why this token?" at the last position: every layer's shares (each layer computed again once).
+    from explorer.analysis.attribution import attribute
+
+    out["attribution_wall"] = _timed(lambda: attribute(a, n - 1))[0]
 
     if n <= 128:
         out["head_types_wall"] = _timed(lambda: head_scores(loaded))[0]
@@ -258,6 +263,7 @@ def _rows(r: dict[str, Any]) -> list[Row]:
     ]
     for key, figure in (
         ("walkthrough_wall", f"walk-through of the last layer's head 0, last query, {r['n']} tokens, wall"),
+        ("attribution_wall", f"why this token? (every layer's shares), last position, {r['n']} tokens, wall"),
         ("head_types_wall", "head types (head_scores on the probes), wall clock"),
         ("lens_wall", "logit lens of one 32-position window, wall clock"),
         ("importance_wall_est", "head importance at 32 tokens, every head (one layer timed × layers), wall"),

@@ -112,6 +112,29 @@ def test_attribution_reads_the_recomputed_layers_exactly(kept, again) -> None:
     assert b.deviation <= 1e-3
 
 
+def test_attribution_computes_each_layer_again_once_and_says_so(tiny, again) -> None:
+    fresh = analyze(tiny, TEXT, keep_bytes=0)
+    heard: list[tuple[float, str]] = []
+    attribute(fresh, 3, progress=lambda f, m: heard.append((f, m)))
+    assert fresh.recompute.computed == tiny.n_layer  # not twice: only the last few layers are kept
+    assert [f for f, _ in heard] == [layer / tiny.n_layer for layer in range(tiny.n_layer)]
+    assert heard[-1][1] == f"Layer {tiny.n_layer - 1} of {tiny.n_layer} computed again …"
+
+
+def test_the_walkthrough_of_a_recomputed_analysis_leaves_the_attribution_to_its_tab(
+    tiny, kept, again
+) -> None:
+    from explorer import walkthrough
+    from explorer.analysis.arithmetic import breakdown
+
+    fresh = analyze(tiny, TEXT, keep_bytes=0)
+    whole = walkthrough.walkthrough_html(kept, breakdown(kept, 1, 2, 5))
+    short = walkthrough.walkthrough_html(fresh, breakdown(fresh, 1, 2, 5))
+    assert "the logit of the top guess" in whole and "the logit of the top guess" not in short
+    assert fresh.recompute.computed == 1  # the breakdown's layer only
+    assert short.count("<section") == whole.count("<section")  # every stage is still there
+
+
 def test_figures_head_types_and_windows_work_on_a_recomputed_analysis(tiny, kept, again) -> None:
     fig, _ = head_detail(again, 1, 2, 5)
     np.testing.assert_allclose(np.nan_to_num(fig.data[0].z), kept.pattern[1, 2], atol=1e-6)

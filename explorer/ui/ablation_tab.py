@@ -280,13 +280,15 @@ def _wire_rank(ctx: Context, c: AblationTab) -> None:
             if step is None:
                 break
             ranked, now = step.ranked, time.monotonic()
+            if step.measured == step.total:
+                continue  # the whole ranking follows at once
             left = (now - started) * (1 - step.share) / max(step.share, 1e-9)
             said = say(lang, "{n} of {total} heads removed one by one …", n=step.measured, total=step.total)
             line = sentences(lang, said, time_left(lang, left))
             out: dict[Any, Any] = {
                 c.ranked: ranking_progress(step.share, line) + importance_table(ranked, lang=lang)
             }
-            if step.measured < step.total and now - drawn >= REDRAW_SECONDS:
+            if now - drawn >= REDRAW_SECONDS:
                 drawn = now  # the chart so far: drawn less often than the table, Plotly is slower
                 out[c.importance] = localized(importance_figure(ranked), lang)
             yield out  # also a point where Stop can end the ranking

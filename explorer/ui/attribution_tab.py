@@ -34,6 +34,7 @@ from explorer.ui.common import (
     message,
     placeholder,
     plot_click_bridge,
+    progress_callback,
     require_analysis,
     status_error,
     tab_listener,
@@ -164,14 +165,22 @@ def _wire_drawing(ctx: Context, tab: WhyTab, tabs: gr.Tabs) -> None:
 
     @guarded(status)
     def show(
-        session: Session, query: Any, token: Any, versus: Any, threshold: Any, note: Any
+        session: Session,
+        query: Any,
+        token: Any,
+        versus: Any,
+        threshold: Any,
+        note: Any,
+        progress: gr.Progress = gr.Progress(),
     ) -> dict[Any, Any]:
         try:
             analysis = require_analysis(ctx, session)
             position = clamp_or_last(query, analysis.n_pos)
             top = predictions(analysis, position)
             target, other = resolve_token(analysis, token, top), resolve_token(analysis, versus, top)
-            attr = attribute(analysis, position, target, versus=other)
+            # A large model's layers are computed again, one by one: seconds, so a progress bar.
+            report = progress_callback(progress, session.lang)
+            attr = attribute(analysis, position, target, versus=other, progress=report)
         except ExplorerError as err:
             return _problem(ctx, tab, err, session.lang)
         lang = session.lang
@@ -196,6 +205,7 @@ def _wire_drawing(ctx: Context, tab: WhyTab, tabs: gr.Tabs) -> None:
         show,
         [ctx.session, ctx.query, tab.token, tab.versus, tab.threshold, tab.note],
         [status, tab.summary, tab.heads, tab.bars, tab.flow, tab.token, tab.versus],
+        progress=True,
         api_name="attribution",
         concurrency_id="attribution",
         show_progress_on=[tab.heads, tab.flow],
