@@ -220,7 +220,7 @@ def live_values(
         values["n_masked"] = str(n - 1 - i)
         actual = int(analysis.token_ids[i + 1])
         values |= {"actual": _chip(analysis.tokens[i + 1]), "actual_p": _pct(float(probs[actual]))}
-    if analysis.recompute is None:
+    if analysis.keeps_all:
         # A large analysis would compute every layer again for it (gpt2-xl at 1,024 tokens:
         # ~20 s): its sentence is left out here, and "Why this token?" shows it, with progress.
         values |= _attribution_values(analysis, i)

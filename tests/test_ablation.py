@@ -126,6 +126,14 @@ def test_the_ranking_grows_pass_by_pass_and_leaves_the_model_free_between(tiny, 
     assert heard[-1] == pytest.approx(1.0) and len(heard) == 3
 
 
+def test_a_pass_holds_at_most_one_layer_so_every_layer_is_heard(tiny):
+    # However many rows memory allows (all 8 here), the caller hears of each layer as it ends.
+    d_model = tiny.model.config.n_embd
+    assert ablation.rows_per_pass(tiny.n_head, 16, d_model) >= tiny.n_layer * tiny.n_head
+    steps = list(head_importance_steps(tiny, IOI, target=" Mary"))
+    assert [s.measured for s in steps] == [tiny.n_head * (layer + 1) for layer in range(tiny.n_layer)]
+
+
 def test_a_layer_is_all_its_heads(tiny):
     by_layer = ablate(tiny, IOI, layer=0, mode="mean")
     by_heads = ablate(tiny, IOI, heads=[(0, h) for h in range(tiny.n_head)], mode="mean")

@@ -157,7 +157,9 @@ def ablated_passes(
     keep = np.asarray(keep, dtype=bool)
     keep_t = torch.as_tensor(keep, device=device)
     fill_t = torch.as_tensor(np.asarray(fill, dtype=np.float32), device=device)
-    chunk = rows_per_pass(n_head, n_pos, n_head * fill_t.shape[2])
+    # At most a layer's heads a pass, however many memory allows: a caller hears of each layer
+    # (gpt2-medium's 384 heads at a short prompt would fit in 2 passes, its first update minutes away).
+    chunk = min(rows_per_pass(n_head, n_pos, n_head * fill_t.shape[2]), n_head)
     passes = []
     for begin in range(0, len(keep), chunk):
         rows = slice(begin, min(begin + chunk, len(keep)))

@@ -155,7 +155,7 @@ def _sources(
     contexts = np.empty((analysis.n_layer, analysis.n_head, analysis.weights.d_head), dtype=np.float64)
     mids = np.empty((analysis.n_layer, analysis.resid.shape[-1]), dtype=np.float64)
     for layer in range(analysis.n_layer):
-        if progress is not None and analysis.recompute is not None:
+        if progress is not None and not analysis.keeps_all:
             progress(layer / analysis.n_layer, f"Layer {layer} of {analysis.n_layer} computed again …")
         out[layer, :, : pos + 1] = _via_keys(analysis, layer, slice(None), readers[layer], pos)
         contexts[layer] = analysis.context[layer, :, pos]

@@ -152,6 +152,11 @@ class Analysis:
         return self.recompute.layer(layer).pattern[:, query]
 
     @property
+    def keeps_all(self) -> bool:
+        """Every layer's arrays kept; False when a large analysis computes layers again on demand."""
+        return self.recompute is None
+
+    @property
     def nbytes(self) -> int:
         """The bytes this analysis holds: its arrays, the pattern and the layers computed again."""
         arrays = [value for value in vars(self).values() if isinstance(value, np.ndarray)]

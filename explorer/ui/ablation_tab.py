@@ -258,9 +258,7 @@ def _wire_rank(ctx: Context, c: AblationTab) -> None:
     status = ctx.status
 
     @guarded_stream(status)
-    def rank(
-        session: Session, mode: str, target: Any, progress: gr.Progress = gr.Progress()
-    ) -> Iterator[dict[Any, Any]]:
+    def rank(session: Session, mode: str, target: Any) -> Iterator[dict[Any, Any]]:
         analysis = require_analysis(ctx, session)
         loaded = ctx.models.get(session.model)
         n, lang = loaded.n_layer * loaded.n_head, session.lang
@@ -269,7 +267,8 @@ def _wire_rank(ctx: Context, c: AblationTab) -> None:
             if analysis.n_pos > 256
             else "Removing each of the {n} heads alone on {tokens} tokens …"
         )
-        progress(0.0, desc=say(lang, template, n=n, tokens=analysis.n_pos))  # until the first pass ends
+        # Its own bar at once (Gradio's would hide at the first yield), before the first pass.
+        yield {c.ranked: ranking_progress(0.0, say(lang, template, n=n, tokens=analysis.n_pos))}
         steps = head_importance_steps(loaded, analysis.text, _target(target), mode)
         started = drawn = time.monotonic()
         while True:
